@@ -1,0 +1,31 @@
+//! The seed's drawing: the top-1 label and its probability in red, at (10, 30) of the original image.
+use crate::error::Result;
+use opencv::{core, imgproc, prelude::*};
+
+/// The text the seed draws: `"Label: {label}, {prob * 100:.2f}%"`, with the probability as a Python float.
+pub fn caption(label: &str, probability: f32) -> String {
+    format!("Label: {label}, {:.2}%", probability as f64 * 100.0)
+}
+
+/// Draws the caption onto `image` exactly as the seed's `cv2.putText` call does.
+pub fn draw(image: &mut core::Mat, text: &str) -> Result<()> {
+    imgproc::put_text(
+        image,
+        text,
+        core::Point::new(10, 30),
+        imgproc::FONT_HERSHEY_SIMPLEX,
+        0.8,
+        core::Scalar::new(0.0, 0.0, 255.0, 0.0),
+        2,
+        imgproc::LINE_8,
+        false,
+    )?;
+    Ok(())
+}
+
+/// A copy of `image` with the caption drawn on it; the original stays as it was.
+pub fn annotated(image: &core::Mat, text: &str) -> Result<core::Mat> {
+    let mut copy = image.try_clone()?;
+    draw(&mut copy, text)?;
+    Ok(copy)
+}

@@ -1,0 +1,83 @@
+//! Class names: one per line, stripped, like the seed's `dict(enumerate(open(IN_LABELS)))` + `.strip()`.
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Labels {
+    names: Vec<String>,
+}
+
+impl Labels {
+    /// The ImageNet-1k labels built into the crate.
+    pub fn imagenet() -> Self {
+        Self::parse(crate::config::IN_LABELS)
+    }
+
+    /// Reads a label file: one class per line; empty trailing lines are ignored.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Labels {
+            path: path.to_path_buf(),
+            reason: format!("{e}; give a UTF-8 text file with one class name per line"),
+        })?;
+        Ok(Self::parse(&text))
+    }
+
+    fn parse(text: &str) -> Self {
+        let mut names: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        while names.last().is_some_and(|l| l.is_empty()) {
+            names.pop();
+        }
+        Labels { names }
+    }
+
+    /// Fails unless there is exactly one label per model output.
+    pub fn check_count(&self, classes: i64, source: &Path) -> Result<()> {
+        if self.names.len() as i64 == classes {
+            return Ok(());
+        }
+        Err(Error::Labels {
+            path: source.to_path_buf(),
+            reason: format!(
+                "has {} labels but the model has {classes} classes; give a file with one line per class",
+                self.names.len()
+            ),
+        })
+    }
+
+    pub fn get(&self, index: usize) -> &str {
+        &self.names[index]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Where labels come from: the built-in ImageNet file or a file given by the user.
+#[derive(Debug, Clone, Default)]
+pub enum LabelSource {
+    #[default]
+    ImageNet,
+    File(PathBuf),
+}
+
+impl LabelSource {
+    pub fn load(&self) -> Result<Labels> {
+        match self {
+            LabelSource::ImageNet => Ok(Labels::imagenet()),
+            LabelSource::File(path) => Labels::from_file(path),
+        }
+    }
+
+    /// A path to name in messages.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            LabelSource::ImageNet => PathBuf::from(crate::config::IN_LABELS_NAME),
+            LabelSource::File(path) => path.clone(),
+        }
+    }
+}

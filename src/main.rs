@@ -1,0 +1,43 @@
+//! The `classify-image` command: parse, run, map errors to exit codes (see `classify_image::error::exit`).
+mod app;
+mod cli;
+
+use classify_image::error::{exit, Error};
+use clap::Parser;
+
+fn main() {
+    let opts = match cli::Opts::try_parse() {
+        Ok(opts) => opts,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            std::process::exit(exit::OK);
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            std::process::exit(exit::USAGE);
+        }
+    };
+    quiet_opencv();
+    let result = opts.resolve().map_err(anyhow::Error::from).and_then(app::run);
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        let code = e.downcast_ref::<Error>().map_or(exit::FAILURE, Error::exit_code);
+        std::process::exit(code);
+    }
+}
+
+/// clap's usage errors span several lines; keep the error and its hint on one.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// OpenCV logs its own warnings to stderr; our errors already say what went wrong, on one line.
+fn quiet_opencv() {
+    let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_ERROR);
+}

@@ -1,0 +1,137 @@
+//! DenseNet (Huang et al., 2016), as torchvision builds it. Unlike `tch::vision::densenet`, the transitions and
+//! the final pool take the mean (SPEC §4: tch's sum pooling is off by up to 3.6e4).
+use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear, Params, P};
+use super::{BuildError, Network};
+use tch::{nn::Module, Tensor};
+
+const EPS: f64 = 1e-5;
+const BN_SIZE: i64 = 4;
+
+pub struct Config {
+    pub growth: i64,
+    pub blocks: [i64; 4],
+    pub init_features: i64,
+}
+
+pub const DENSENET121: Config = Config { growth: 32, blocks: [6, 12, 24, 16], init_features: 64 };
+
+/// BatchNorm, ReLU, then a convolution: DenseNet's pre-activation unit.
+#[derive(Debug)]
+struct BnReluConv {
+    bn: BatchNorm2d,
+    conv: Conv2d,
+}
+
+impl BnReluConv {
+    fn load(p: &P, (bn, conv): (&str, &str), cin: i64, cout: i64, k: i64) -> Result<Self, BuildError> {
+        Ok(BnReluConv {
+            bn: BatchNorm2d::load(&p.sub(bn), cin, EPS)?,
+            conv: Conv2d::load(&p.sub(conv), cin, cout, [k, k], ConvCfg::default().pad(k / 2).no_bias())?,
+        })
+    }
+}
+
+impl Module for BnReluConv {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.conv.forward(&self.bn.forward(xs).relu())
+    }
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// A dense layer: its output is concatenated to its input.
+    Layer(BnReluConv, BnReluConv),
+    /// A transition: halves the channels, then a 2×2 mean pool.
+    Transition(BnReluConv),
+}
+
+#[derive(Debug)]
+pub struct DenseNet {
+    stem: Conv2d,
+    stem_bn: BatchNorm2d,
+    stages: Vec<Stage>,
+    final_bn: BatchNorm2d,
+    classifier: Linear,
+}
+
+/// torchvision's 2017 checkpoints name `denselayerN.norm.1.weight` what the current model calls
+/// `denselayerN.norm1.weight`; torchvision renames them on load, and so do we.
+fn legacy_name(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let n = parts.len();
+    let fits = n >= 4
+        && parts[n - 4].strip_prefix("denselayer").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        && matches!(parts[n - 3], "norm" | "relu" | "conv")
+        && matches!(parts[n - 2], "1" | "2")
+        && matches!(parts[n - 1], "weight" | "bias" | "running_mean" | "running_var");
+    fits.then(|| format!("{}{}.{}", parts[..n - 2].join("."), parts[n - 2], parts[n - 1]))
+}
+
+pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
+    params.rename_keys(legacy_name);
+    let f = params.root().sub("features");
+    let stem = Conv2d::load(&f.sub("conv0"), 3, cfg.init_features, [7, 7], ConvCfg::default().stride(2).pad(3).no_bias())?;
+    let stem_bn = BatchNorm2d::load(&f.sub("norm0"), cfg.init_features, EPS)?;
+    let (mut stages, mut c) = (Vec::new(), cfg.init_features);
+    for (i, &layers) in cfg.blocks.iter().enumerate() {
+        let block = f.sub(format!("denseblock{}", i + 1));
+        for j in 0..layers {
+            let l = block.sub(format!("denselayer{}", j + 1));
+            let inner = BN_SIZE * cfg.growth;
+            stages.push(Stage::Layer(
+                BnReluConv::load(&l, ("norm1", "conv1"), c, inner, 1)?,
+                BnReluConv::load(&l, ("norm2", "conv2"), inner, cfg.growth, 3)?,
+            ));
+            c += cfg.growth;
+        }
+        if i + 1 < cfg.blocks.len() {
+            let t = f.sub(format!("transition{}", i + 1));
+            stages.push(Stage::Transition(BnReluConv::load(&t, ("norm", "conv"), c, c / 2, 1)?));
+            c /= 2;
+        }
+    }
+    let final_bn = BatchNorm2d::load(&f.sub("norm5"), c, EPS)?;
+    let classifier = Linear::load(&params.root().sub("classifier"), c, None)?;
+    Ok(Box::new(DenseNet { stem, stem_bn, stages, final_bn, classifier }))
+}
+
+impl Module for DenseNet {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let mut x = self.stem_bn.forward(&self.stem.forward(xs)).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        for stage in &self.stages {
+            x = match stage {
+                Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x))], 1),
+                Stage::Transition(t) => t.forward(&x).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),
+            };
+        }
+        let x = self.final_bn.forward(&x).relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        self.classifier.forward(&x)
+    }
+}
+
+impl Network for DenseNet {
+    fn classes(&self) -> i64 {
+        self.classifier.outputs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::legacy_name;
+
+    #[test]
+    fn renames_like_torchvision() {
+        assert_eq!(
+            legacy_name("features.denseblock1.denselayer1.norm.1.weight").as_deref(),
+            Some("features.denseblock1.denselayer1.norm1.weight")
+        );
+        assert_eq!(
+            legacy_name("features.denseblock4.denselayer16.conv.2.weight").as_deref(),
+            Some("features.denseblock4.denselayer16.conv2.weight")
+        );
+        assert_eq!(legacy_name("features.denseblock1.denselayer1.norm1.weight"), None);
+        assert_eq!(legacy_name("features.transition1.norm.weight"), None);
+        assert_eq!(legacy_name("features.denseblock1.denselayer1.norm.3.weight"), None);
+        assert_eq!(legacy_name("features.denseblock1.denselayer.norm.1.weight"), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! EfficientNet-Lite (Tan & Le; the "lite" variants for mobile): MBConv blocks without squeeze-and-excitation,
+//! ReLU6, TensorFlow "same" padding, stem and head not scaled. Parameter names as in PyPI
+//! `efficientnet-lite-pytorch` (`EfficientNet.from_name('efficientnet-lite0')`), whose checkpoints this loads.
+use super::layers::{ConvBn, ConvCfg, Linear, P};
+use super::{BuildError, Network};
+use tch::{nn::Module, Tensor};
+
+const EPS: f64 = 1e-3;
+
+/// Width and depth multipliers of one member of the family.
+pub struct Scale {
+    pub width: f64,
+    pub depth: f64,
+}
+
+pub const LITE0: Scale = Scale { width: 1.0, depth: 1.0 };
+
+/// (repeats, kernel, stride, expansion, input filters, output filters) of the seven stages, before scaling.
+const STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+/// The reference's `round_filters`: scale, then round to a multiple of 8 without losing more than 10%.
+fn round_filters(filters: i64, width: f64) -> i64 {
+    let scaled = filters as f64 * width;
+    let rounded = (((scaled + 4.0) as i64) / 8 * 8).max(8);
+    if (rounded as f64) < 0.9 * scaled { rounded + 8 } else { rounded }
+}
+
+/// A convolution with TensorFlow's "same" padding (output = ceil(input / stride)), which is asymmetric for
+/// even inputs and stride 2, so it pads explicitly when needed.
+#[derive(Debug)]
+struct SameConvBn {
+    inner: ConvBn,
+    kernel: i64,
+    stride: i64,
+}
+
+impl SameConvBn {
+    fn load(p: &P, (conv, bn): (&str, &str), cin: i64, cout: i64, kernel: i64, stride: i64, groups: i64) -> Result<Self, BuildError> {
+        let cfg = ConvCfg::default().stride(stride).groups(groups);
+        Ok(SameConvBn { inner: ConvBn::load(p, (conv, bn), cin, cout, [kernel, kernel], cfg, EPS)?, kernel, stride })
+    }
+}
+
+fn same_padding(size: i64, kernel: i64, stride: i64) -> (i64, i64) {
+    let out = (size + stride - 1) / stride;
+    let pad = ((out - 1) * stride + kernel - size).max(0);
+    (pad / 2, pad - pad / 2)
+}
+
+impl Module for SameConvBn {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let size = xs.size();
+        let (top, bottom) = same_padding(size[2], self.kernel, self.stride);
+        let (left, right) = same_padding(size[3], self.kernel, self.stride);
+        let padded = if top + bottom + left + right > 0 {
+            xs.constant_pad_nd([left, right, top, bottom])
+        } else {
+            xs.shallow_clone()
+        };
+        self.inner.forward(&padded)
+    }
+}
+
+#[derive(Debug)]
+struct MbConv {
+    expand: Option<SameConvBn>,
+    depthwise: SameConvBn,
+    project: SameConvBn,
+    residual: bool,
+}
+
+impl Module for MbConv {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let x = match &self.expand {
+            Some(e) => e.forward(xs).relu6(),
+            None => xs.shallow_clone(),
+        };
+        let x = self.project.forward(&self.depthwise.forward(&x).relu6());
+        if self.residual { x + xs } else { x }
+    }
+}
+
+#[derive(Debug)]
+pub struct EfficientNetLite {
+    stem: SameConvBn,
+    blocks: Vec<MbConv>,
+    head: SameConvBn,
+    fc: Linear,
+}
+
+pub fn build(p: &P, scale: &Scale) -> Result<Box<dyn Network>, BuildError> {
+    let stem = SameConvBn::load(p, ("_conv_stem", "_bn0"), 3, 32, 3, 2, 1)?;
+    let mut blocks = Vec::new();
+    for (i, &(repeats, kernel, stride, expand, cin, cout)) in STAGES.iter().enumerate() {
+        let outer = i == 0 || i == STAGES.len() - 1;
+        // Stem and head are fixed, so the first stage keeps 32 inputs and the outer stages keep their depth.
+        let repeats = if outer { repeats } else { (repeats as f64 * scale.depth).ceil() as i64 };
+        let cin = if i == 0 { 32 } else { round_filters(cin, scale.width) };
+        let cout = round_filters(cout, scale.width);
+        for r in 0..repeats {
+            let b = p.sub("_blocks").sub(blocks.len());
+            let (cin, stride) = if r == 0 { (cin, stride) } else { (cout, 1) };
+            let mid = cin * expand;
+            blocks.push(MbConv {
+                expand: if expand != 1 {
+                    Some(SameConvBn::load(&b, ("_expand_conv", "_bn0"), cin, mid, 1, 1, 1)?)
+                } else {
+                    None
+                },
+                depthwise: SameConvBn::load(&b, ("_depthwise_conv", "_bn1"), mid, mid, kernel, stride, mid)?,
+                project: SameConvBn::load(&b, ("_project_conv", "_bn2"), mid, cout, 1, 1, 1)?,
+                residual: stride == 1 && cin == cout,
+            });
+        }
+    }
+    let last = round_filters(STAGES[STAGES.len() - 1].5, scale.width);
+    let head = SameConvBn::load(p, ("_conv_head", "_bn1"), last, 1280, 1, 1, 1)?;
+    let fc = Linear::load(&p.sub("_fc"), 1280, None)?;
+    Ok(Box::new(EfficientNetLite { stem, blocks, head, fc }))
+}
+
+impl Module for EfficientNetLite {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let mut x = self.stem.forward(xs).relu6();
+        for block in &self.blocks {
+            x = block.forward(&x);
+        }
+        let x = self.head.forward(&x).relu6();
+        // Dropout is the identity at inference.
+        self.fc.forward(&x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+    }
+}
+
+impl Network for EfficientNetLite {
+    fn classes(&self) -> i64 {
+        self.fc.outputs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        assert_eq!(same_padding(224, 3, 2), (0, 1));
+        assert_eq!(same_padding(112, 3, 1), (1, 1));
+        assert_eq!(same_padding(56, 5, 2), (1, 2));
+        assert_eq!(same_padding(7, 1, 1), (0, 0));
+        assert_eq!(same_padding(225, 3, 2), (1, 1));
+    }
+
+    #[test]
+    fn round_filters_matches_the_reference() {
+        assert_eq!(round_filters(32, 1.0), 32);
+        assert_eq!(round_filters(40, 1.1), 48);
+        assert_eq!(round_filters(16, 1.1), 16);
+        assert_eq!(round_filters(320, 1.1), 352);
+    }
+}

@@ -1,0 +1,64 @@
+//! VGG (Simonyan & Zisserman, 2014), as torchvision builds it, without batch norm.
+use super::layers::{Conv2d, ConvCfg, Linear, P};
+use super::{BuildError, Network};
+use tch::{nn::Module, Tensor};
+
+/// A 3×3 convolution with this many output channels, or a 2×2 max pool (`M`).
+const M: i64 = 0;
+/// torchvision's configuration "D".
+pub const VGG16: &[i64] = &[64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M];
+/// torchvision's configuration "E".
+pub const VGG19: &[i64] =
+    &[64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512, 512, 512, M];
+
+#[derive(Debug)]
+pub struct Vgg {
+    /// `None` is a max pool.
+    features: Vec<Option<Conv2d>>,
+    classifier: [Linear; 3],
+}
+
+pub fn build(p: &P, cfg: &[i64]) -> Result<Box<dyn Network>, BuildError> {
+    let f = p.sub("features");
+    let (mut features, mut index, mut cin) = (Vec::new(), 0, 3);
+    for &c in cfg {
+        if c == M {
+            features.push(None);
+            index += 1; // MaxPool2d
+        } else {
+            features.push(Some(Conv2d::load(&f.sub(index), cin, c, [3, 3], ConvCfg::default().pad(1))?));
+            index += 2; // Conv2d, ReLU
+            cin = c;
+        }
+    }
+    let c = p.sub("classifier");
+    let classifier = [
+        Linear::load(&c.sub(0), cin * 7 * 7, Some(4096))?,
+        Linear::load(&c.sub(3), 4096, Some(4096))?,
+        Linear::load(&c.sub(6), 4096, None)?,
+    ];
+    Ok(Box::new(Vgg { features, classifier }))
+}
+
+impl Module for Vgg {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for layer in &self.features {
+            x = match layer {
+                Some(conv) => conv.forward(&x).relu(),
+                None => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+            };
+        }
+        // Dropout is the identity at inference.
+        let x = x.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
+        let x = self.classifier[0].forward(&x).relu();
+        let x = self.classifier[1].forward(&x).relu();
+        self.classifier[2].forward(&x)
+    }
+}
+
+impl Network for Vgg {
+    fn classes(&self) -> i64 {
+        self.classifier[2].outputs()
+    }
+}

@@ -1,0 +1,65 @@
+//! Weights: where the file is ([`hub`]) and what is in it ([`read`]). Nothing here knows about inference: the
+//! result is a map of named tensors that a model builder takes its parameters from.
+pub mod hub;
+pub mod pickle;
+pub mod pth;
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// Parameter and buffer tensors by their `state_dict` name, on the CPU.
+pub type NamedTensors = HashMap<String, Tensor>;
+
+/// Reads a checkpoint: `.pth`/`.pt` (`torch.save`, zip or legacy container) or `.safetensors`. The format is
+/// told from the content, not the extension. The file is memory-mapped and each tensor is copied once, from the
+/// page cache into its own memory.
+pub fn read(path: &Path) -> Result<NamedTensors> {
+    let file = std::fs::File::open(path).map_err(|e| Error::weights(path, format!("{e}")))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::weights(path, "is a directory; give a .pth, .pt or .safetensors file"));
+    }
+    // SAFETY: the map is read-only and dropped before returning; a file truncated by another process while
+    // it is mapped can fault (SIGBUS), as with any mmap reader (safetensors, libtorch).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::weights(path, e))?;
+    let data: &[u8] = &map;
+    let tensors = if pth::sniff(data) {
+        pth::read(data)
+    } else if looks_like_safetensors(data) {
+        read_safetensors(data)
+    } else {
+        Err("it is neither a torch.save checkpoint (.pth/.pt) nor a .safetensors file".to_string())
+    };
+    tensors.map_err(|reason| Error::weights(path, reason))
+}
+
+fn looks_like_safetensors(data: &[u8]) -> bool {
+    // An 8-byte little-endian header length, then a JSON object.
+    data.len() >= 9 && data[8] == b'{'
+}
+
+fn read_safetensors(data: &[u8]) -> Result<NamedTensors, String> {
+    use safetensors::Dtype;
+    let st = safetensors::SafeTensors::deserialize(data).map_err(|e| format!("its safetensors header is invalid: {e}"))?;
+    let mut out = NamedTensors::new();
+    for (name, view) in st.tensors() {
+        let kind = match view.dtype() {
+            Dtype::F32 => Kind::Float,
+            Dtype::F64 => Kind::Double,
+            Dtype::F16 => Kind::Half,
+            Dtype::BF16 => Kind::BFloat16,
+            Dtype::I64 => Kind::Int64,
+            Dtype::I32 => Kind::Int,
+            Dtype::I16 => Kind::Int16,
+            Dtype::I8 => Kind::Int8,
+            Dtype::U8 => Kind::Uint8,
+            Dtype::BOOL => Kind::Bool,
+            other => return Err(format!("its tensor {name} has unsupported dtype {other:?}")),
+        };
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let tensor = Tensor::f_from_data_size(view.data(), &shape, kind).map_err(|e| e.to_string())?;
+        out.insert(name, tensor);
+    }
+    Ok(out)
+}

@@ -1,0 +1,587 @@
+//! A pickle reader that executes nothing: just enough of the pickle machine to read a PyTorch state dict.
+//!
+//! `torch.load` without `weights_only` runs whatever callable a file names (`os.system`, `builtins.eval`, …).
+//! Here a GLOBAL is looked up in a short allow-list of the names a state dict needs (`OrderedDict`, the tensor
+//! rebuild functions, storage types); anything else is refused with an error naming it. REDUCE only "calls"
+//! those entries, and does so by building plain data. Every length is checked against the input before anything
+//! is allocated, nesting is bounded, and containers are shared (`Rc`), so no input can make it allocate without
+//! bound, recurse deeply, or panic.
+use std::collections::HashMap;
+use std::rc::Rc;
+use tch::Kind;
+
+/// How deep containers may nest. A state dict needs 4 or 5 levels.
+const MAX_DEPTH: u32 = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Global {
+    OrderedDict,
+    RebuildTensor,
+    RebuildTensorV2,
+    RebuildParameter,
+    Storage(Kind),
+}
+
+impl Global {
+    fn lookup(module: &str, name: &str) -> Result<Global, String> {
+        let global = match (module, name) {
+            ("collections", "OrderedDict") => Global::OrderedDict,
+            ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
+            ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+            ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
+            ("torch", storage) => match storage_kind(storage) {
+                Some(kind) => Global::Storage(kind),
+                None => return Err(refusal(module, name)),
+            },
+            _ => return Err(refusal(module, name)),
+        };
+        Ok(global)
+    }
+}
+
+fn refusal(module: &str, name: &str) -> String {
+    format!(
+        "refused to load: its pickle asks for the Python callable `{module}.{name}`, which a state dict never \
+         needs (the file may be malicious); only tensors and OrderedDict are accepted"
+    )
+}
+
+fn storage_kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "FloatStorage" => Kind::Float,
+        "DoubleStorage" => Kind::Double,
+        "HalfStorage" => Kind::Half,
+        "BFloat16Storage" => Kind::BFloat16,
+        "LongStorage" => Kind::Int64,
+        "IntStorage" => Kind::Int,
+        "ShortStorage" => Kind::Int16,
+        "CharStorage" => Kind::Int8,
+        "ByteStorage" => Kind::Uint8,
+        "BoolStorage" => Kind::Bool,
+        _ => return None,
+    })
+}
+
+/// A storage named by a persistent id: `('storage', type, key, location, numel[, view])`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageRef {
+    pub key: String,
+    pub kind: Kind,
+    pub numel: i64,
+}
+
+/// A tensor as `_rebuild_tensor(_v2)` describes it: a strided view of a storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorRef {
+    pub storage: StorageRef,
+    pub offset: i64,
+    pub size: Vec<i64>,
+    pub stride: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    pub items: Vec<Value>,
+    depth: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer wider than 64 bits, as its little-endian two's-complement bytes.
+    BigInt(Vec<u8>),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Rc<Container>),
+    List(Rc<Container>),
+    /// Keys and values alternate in `items`, in insertion order.
+    Dict(Rc<Container>),
+    Global(Global),
+    Storage(StorageRef),
+    Tensor(Rc<TensorRef>),
+}
+
+impl Value {
+    fn depth(&self) -> u32 {
+        match self {
+            Value::Tuple(c) | Value::List(c) | Value::Dict(c) => c.depth,
+            _ => 0,
+        }
+    }
+
+    fn container(items: Vec<Value>) -> Result<Rc<Container>, String> {
+        let depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
+        if depth > MAX_DEPTH {
+            return Err(format!("its pickle nests containers deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(Rc::new(Container { items, depth }))
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(*b as i64),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The items of a tuple or list.
+    pub fn as_seq(&self) -> Option<&[Value]> {
+        match self {
+            Value::Tuple(c) | Value::List(c) => Some(&c.items),
+            _ => None,
+        }
+    }
+
+    /// The (key, value) pairs of a dict.
+    pub fn dict_entries(&self) -> Option<impl Iterator<Item = (&Value, &Value)>> {
+        match self {
+            Value::Dict(c) => Some(c.items.chunks_exact(2).map(|kv| (&kv[0], &kv[1]))),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            Value::None => "None",
+            Value::Bool(_) => "a bool",
+            Value::Int(_) | Value::BigInt(_) => "an int",
+            Value::Float(_) => "a float",
+            Value::Str(_) => "a str",
+            Value::Bytes(_) => "bytes",
+            Value::Tuple(_) => "a tuple",
+            Value::List(_) => "a list",
+            Value::Dict(_) => "a dict",
+            Value::Global(_) => "a class",
+            Value::Storage(_) => "a storage",
+            Value::Tensor(_) => "a tensor",
+        }
+    }
+}
+
+/// Reads one pickle from the start of `data`. Returns the value and the number of bytes it took.
+pub fn load(data: &[u8]) -> Result<(Value, usize), String> {
+    let mut machine = Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
+    let value = machine.run()?;
+    Ok((value, machine.pos))
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+}
+
+type R<T> = Result<T, String>;
+
+impl<'a> Machine<'a> {
+    fn truncated(&self) -> String {
+        format!("its pickle is truncated at byte {} (the file is incomplete or corrupt)", self.pos)
+    }
+
+    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| self.truncated())?;
+        let bytes = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> R<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn le<const N: usize>(&mut self) -> R<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    fn len_u32(&mut self) -> R<usize> {
+        Ok(u32::from_le_bytes(self.le()?) as usize)
+    }
+
+    fn len_u64(&mut self) -> R<usize> {
+        usize::try_from(u64::from_le_bytes(self.le()?)).map_err(|_| self.truncated())
+    }
+
+    fn line(&mut self) -> R<&'a str> {
+        let rest = &self.data[self.pos..];
+        let end = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.truncated())?;
+        let line = std::str::from_utf8(&rest[..end]).map_err(|_| "its pickle has a non-UTF-8 global name")?;
+        self.pos += end + 1;
+        Ok(line)
+    }
+
+    fn string(&mut self, n: usize) -> R<Value> {
+        let bytes = self.take(n)?;
+        let s = std::str::from_utf8(bytes).map_err(|_| "its pickle has a string that is not UTF-8".to_string())?;
+        Ok(Value::Str(s.to_string()))
+    }
+
+    fn pop(&mut self) -> R<Value> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(format!("its pickle is malformed (stack underflow at byte {})", self.pos));
+        }
+        Ok(self.stack.pop().expect("checked above"))
+    }
+
+    fn top(&mut self) -> R<&mut Value> {
+        let at = self.pos;
+        self.stack.last_mut().ok_or_else(|| format!("its pickle is malformed (empty stack at byte {at})"))
+    }
+
+    fn pop_mark(&mut self) -> R<Vec<Value>> {
+        let mark = self.marks.pop().ok_or_else(|| format!("its pickle is malformed (no MARK at byte {})", self.pos))?;
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn push_container(&mut self, kind: fn(Rc<Container>) -> Value, items: Vec<Value>) -> R<()> {
+        let c = Value::container(items)?;
+        self.stack.push(kind(c));
+        Ok(())
+    }
+
+    /// Adds items to the list or dict on top of the stack.
+    fn extend_top(&mut self, items: Vec<Value>, dict: bool) -> R<()> {
+        if dict && items.len() % 2 != 0 {
+            return Err("its pickle is malformed (odd SETITEMS)".into());
+        }
+        let pos = self.pos;
+        let target = self.top()?;
+        let c = match (target, dict) {
+            (Value::Dict(c), true) | (Value::List(c), false) => c,
+            (other, _) => {
+                return Err(format!("its pickle adds items to {} at byte {pos}", other.describe()));
+            }
+        };
+        let c = Rc::make_mut(c);
+        let depth = items.iter().map(Value::depth).max().unwrap_or(0) + 1;
+        if depth > MAX_DEPTH {
+            return Err(format!("its pickle nests containers deeper than {MAX_DEPTH} levels"));
+        }
+        c.depth = c.depth.max(depth);
+        c.items.extend(items);
+        Ok(())
+    }
+
+    fn memo_get(&self, index: u32) -> R<Value> {
+        self.memo.get(&index).cloned().ok_or_else(|| format!("its pickle refers to a missing memo entry {index}"))
+    }
+
+    fn memo_put(&mut self, index: u32) -> R<()> {
+        let value = self.stack.last().cloned().ok_or("its pickle memoizes from an empty stack")?;
+        self.memo.insert(index, value);
+        Ok(())
+    }
+
+    fn run(&mut self) -> R<Value> {
+        loop {
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    let proto = self.u8()?;
+                    if proto > 5 {
+                        return Err(format!("its pickle uses protocol {proto}; at most 5 is known"));
+                    }
+                }
+                0x95 => {
+                    self.take(8)?; // FRAME: a length hint only
+                }
+                b'.' => return self.pop(),
+                b'(' => self.marks.push(self.stack.len()),
+                b'N' => self.stack.push(Value::None),
+                0x88 => self.stack.push(Value::Bool(true)),
+                0x89 => self.stack.push(Value::Bool(false)),
+                b'J' => {
+                    let v = i32::from_le_bytes(self.le()?);
+                    self.stack.push(Value::Int(v as i64));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.stack.push(Value::Int(v as i64));
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.le()?);
+                    self.stack.push(Value::Int(v as i64));
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a { self.u8()? as usize } else { self.len_u32()? };
+                    let bytes = self.take(n)?;
+                    self.stack.push(long(bytes));
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.le()?);
+                    self.stack.push(Value::Float(v));
+                }
+                b'X' => {
+                    let n = self.len_u32()?;
+                    let s = self.string(n)?;
+                    self.stack.push(s);
+                }
+                0x8c => {
+                    let n = self.u8()? as usize;
+                    let s = self.string(n)?;
+                    self.stack.push(s);
+                }
+                0x8d => {
+                    let n = self.len_u64()?;
+                    let s = self.string(n)?;
+                    self.stack.push(s);
+                }
+                // Python 2 str (BINSTRING, SHORT_BINSTRING) and bytes (BINBYTES, SHORT_BINBYTES, BINBYTES8).
+                b'T' | b'U' | b'B' | b'C' | 0x8e => {
+                    let n = match op {
+                        b'U' | b'C' => self.u8()? as usize,
+                        0x8e => self.len_u64()?,
+                        _ => self.len_u32()?,
+                    };
+                    let bytes = self.take(n)?.to_vec();
+                    let value = match (op, String::from_utf8(bytes)) {
+                        (b'T' | b'U', Ok(s)) => Value::Str(s),
+                        (_, Ok(s)) => Value::Bytes(s.into_bytes()),
+                        (_, Err(e)) => Value::Bytes(e.into_bytes()),
+                    };
+                    self.stack.push(value);
+                }
+                b')' => self.push_container(Value::Tuple, Vec::new())?,
+                b']' => self.push_container(Value::List, Vec::new())?,
+                b'}' => self.push_container(Value::Dict, Vec::new())?,
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push_container(Value::Tuple, items)?;
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push_container(Value::List, items)?;
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    if items.len() % 2 != 0 {
+                        return Err("its pickle is malformed (odd DICT)".into());
+                    }
+                    self.push_container(Value::Dict, items)?;
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    let floor = self.marks.last().copied().unwrap_or(0);
+                    if self.stack.len() < floor + n {
+                        return Err(format!("its pickle is malformed (stack underflow at byte {})", self.pos));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.push_container(Value::Tuple, items)?;
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    self.extend_top(vec![v], false)?;
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    self.extend_top(items, false)?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    self.extend_top(vec![k, v], true)?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    self.extend_top(items, true)?;
+                }
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.stack.push(v);
+                }
+                b'q' => {
+                    let i = self.u8()? as u32;
+                    self.memo_put(i)?;
+                }
+                b'r' => {
+                    let i = u32::from_le_bytes(self.le()?);
+                    self.memo_put(i)?;
+                }
+                0x94 => {
+                    let i = self.memo.len() as u32;
+                    self.memo_put(i)?;
+                }
+                b'h' => {
+                    let i = self.u8()? as u32;
+                    let v = self.memo_get(i)?;
+                    self.stack.push(v);
+                }
+                b'j' => {
+                    let i = u32::from_le_bytes(self.le()?);
+                    let v = self.memo_get(i)?;
+                    self.stack.push(v);
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    self.stack.push(Value::Global(Global::lookup(module, name)?));
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (module.as_str(), name.as_str()) {
+                        (Some(m), Some(n)) => self.stack.push(Value::Global(Global::lookup(m, n)?)),
+                        _ => return Err("its pickle has a malformed STACK_GLOBAL".into()),
+                    }
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    let value = reduce(&callable, &args)?;
+                    self.stack.push(value);
+                }
+                b'b' => {
+                    // BUILD sets attributes: a state dict's `_metadata`, a Parameter's extras. Nothing that
+                    // changes tensor data; dropped, and refused on anything else.
+                    let _state = self.pop()?;
+                    match self.top()? {
+                        Value::Dict(_) | Value::Tensor(_) => {}
+                        other => return Err(format!("its pickle sets state on {}", other.describe())),
+                    }
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    self.stack.push(persistent_load(&pid)?);
+                }
+                other => {
+                    return Err(format!(
+                        "its pickle uses opcode 0x{other:02x} at byte {}, which a state dict does not need",
+                        self.pos - 1
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn long(bytes: &[u8]) -> Value {
+    if bytes.len() > 8 {
+        return Value::BigInt(bytes.to_vec());
+    }
+    let mut buf = if bytes.last().is_some_and(|&b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Value::Int(i64::from_le_bytes(buf))
+}
+
+fn ints(value: &Value, what: &str) -> R<Vec<i64>> {
+    value
+        .as_seq()
+        .and_then(|items| items.iter().map(Value::as_int).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| format!("its tensor {what} is not a tuple of ints"))
+}
+
+/// What REDUCE may do: only the allow-listed constructors, each building plain data.
+fn reduce(callable: &Value, args: &Value) -> R<Value> {
+    let Value::Global(global) = callable else {
+        return Err(format!("its pickle calls {}, not an allowed class", callable.describe()));
+    };
+    let args = args.as_seq().ok_or("its pickle calls a class with non-tuple arguments")?;
+    match global {
+        Global::OrderedDict if args.is_empty() => Ok(Value::Dict(Value::container(Vec::new())?)),
+        Global::OrderedDict => Err("its pickle builds an OrderedDict from arguments".into()),
+        Global::RebuildTensor | Global::RebuildTensorV2 => {
+            let [storage, offset, size, stride, ..] = args else {
+                return Err("its pickle rebuilds a tensor with too few arguments".into());
+            };
+            let Value::Storage(storage) = storage else {
+                return Err(format!("its pickle rebuilds a tensor from {}", storage.describe()));
+            };
+            let offset = offset.as_int().ok_or("its tensor offset is not an int")?;
+            let size = ints(size, "size")?;
+            let stride = ints(stride, "stride")?;
+            if size.len() != stride.len() {
+                return Err("its tensor has sizes and strides of different lengths".into());
+            }
+            Ok(Value::Tensor(Rc::new(TensorRef { storage: storage.clone(), offset, size, stride })))
+        }
+        Global::RebuildParameter => match args.first() {
+            Some(tensor @ Value::Tensor(_)) => Ok(tensor.clone()),
+            _ => Err("its pickle rebuilds a parameter from something other than a tensor".into()),
+        },
+        Global::Storage(_) => Err("its pickle calls a storage type".into()),
+    }
+}
+
+/// `('storage', storage_type, key, location, numel[, view_metadata])`, the persistent id of both containers.
+fn persistent_load(pid: &Value) -> R<Value> {
+    let bad = || "its pickle has a persistent id that is not a tensor storage".to_string();
+    let items = pid.as_seq().ok_or_else(bad)?;
+    let [tag, ty, key, _location, numel, rest @ ..] = items else {
+        return Err(bad());
+    };
+    if tag.as_str() != Some("storage") {
+        return Err(bad());
+    }
+    if rest.first().is_some_and(|view| *view != Value::None) {
+        return Err("it uses storage views (a pre-1.0 feature that this reader does not support)".into());
+    }
+    let Value::Global(Global::Storage(kind)) = ty else {
+        return Err(bad());
+    };
+    let key = key.as_str().ok_or_else(bad)?.to_string();
+    let numel = numel.as_int().filter(|&n| n >= 0).ok_or_else(bad)?;
+    Ok(Value::Storage(StorageRef { key, kind: *kind, numel }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_os_system_before_calling_anything() {
+        // cos\nsystem\n (S'touch pwned' tR.
+        let evil = b"cos\nsystem\n(X\x0b\x00\x00\x00touch pwnedtR.";
+        let err = load(evil).unwrap_err();
+        assert!(err.contains("`os.system`"), "{err}");
+    }
+
+    #[test]
+    fn refuses_builtins_eval_via_stack_global() {
+        let evil = b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93X\x01\x00\x00\x001\x85R.";
+        let err = load(evil).unwrap_err();
+        assert!(err.contains("`builtins.eval`"), "{err}");
+    }
+
+    #[test]
+    fn reads_a_dict_and_stops_at_truncation() {
+        let ok = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x05X\x01\x00\x00\x00bJ\xff\xff\xff\xffu.";
+        let (v, used) = load(ok).unwrap();
+        assert_eq!(used, ok.len());
+        let entries: Vec<_> = v.dict_entries().unwrap().collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].1.as_int(), Some(-1));
+        for cut in 0..ok.len() {
+            assert!(load(&ok[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn bounds_nesting_and_huge_lengths() {
+        let mut deep = b"\x80\x02".to_vec();
+        deep.extend(std::iter::repeat_n(b']', 1));
+        deep.extend(std::iter::repeat_n(0x85, 200));
+        deep.push(b'.');
+        assert!(load(&deep).unwrap_err().contains("deeper"));
+        let huge = b"\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f";
+        assert!(load(huge).unwrap_err().contains("truncated"));
+    }
+}
