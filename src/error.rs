@@ -8,7 +8,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// A run-time failure that is not the input's fault (inference, writing the output, the window).
     pub const FAILURE: i32 = 1;
-    /// Bad usage or bad input: arguments, image, label file, output path, no display.
+    /// Bad usage or bad input: arguments, image, label file, output path, no display for the window.
     pub const USAGE: i32 = 2;
     /// A weights problem: not found, unreadable, corrupt, refused, or for another architecture.
     pub const WEIGHTS: i32 = 3;
@@ -48,9 +48,9 @@ impl Error {
     /// The process exit code that this error maps to (see [`exit`]).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Image { .. } | Error::Labels { .. } | Error::Usage(_) => exit::USAGE,
+            Error::Image { .. } | Error::Labels { .. } | Error::Usage(_) | Error::Display(_) => exit::USAGE,
             Error::WeightsNotFound { .. } | Error::Weights { .. } => exit::WEIGHTS,
-            Error::Output { .. } | Error::Display(_) | Error::Torch(_) | Error::OpenCv(_) => exit::FAILURE,
+            Error::Output { .. } | Error::Torch(_) | Error::OpenCv(_) => exit::FAILURE,
         }
     }
 

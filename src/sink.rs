@@ -11,9 +11,9 @@ pub const WINDOW_TITLE: &str = "Classification";
 /// Checks an output path before any work is done: a known image extension, an existing folder, and not the
 /// input itself.
 pub fn check_output(output: &Path, inputs: &[&Path]) -> Result<()> {
-    let usage = |why: String| Error::Usage(format!("cannot write {}: {why}", output.display()));
+    let usage = |why: String| Error::Usage(format!("cannot write --output {}: {why}", output.display()));
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if ext.is_empty() || !imgcodecs::have_image_writer(&format!("x.{ext}")).unwrap_or(false) {
+    if ext.is_empty() || !imgcodecs::have_image_writer(format!("x.{ext}")).unwrap_or(false) {
         return Err(usage(format!(
             "OpenCV has no image encoder for the extension '{ext}'; end the --output path with .png or .jpg"
         )));

@@ -254,7 +254,7 @@ impl<'a> Machine<'a> {
 
     /// Adds items to the list or dict on top of the stack.
     fn extend_top(&mut self, items: Vec<Value>, dict: bool) -> R<()> {
-        if dict && items.len() % 2 != 0 {
+        if dict && !items.len().is_multiple_of(2) {
             return Err("its pickle is malformed (odd SETITEMS)".into());
         }
         let pos = self.pos;
@@ -367,7 +367,7 @@ impl<'a> Machine<'a> {
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    if items.len() % 2 != 0 {
+                    if !items.len().is_multiple_of(2) {
                         return Err("its pickle is malformed (odd DICT)".into());
                     }
                     self.push_container(Value::Dict, items)?;
