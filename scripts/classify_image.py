@@ -5,7 +5,8 @@
 #   1. --weights FILE loads a local state dict instead of downloading (`pretrained=True` cannot reach
 #      download.pytorch.org here); the models are built as `pretrained=True` builds them, without weights.
 #   2. --output FILE writes the annotated image instead of showing it, so it can be compared headless.
-#   3. efficientnet_lite0 is one more choice, with its own normalisation (config.MODEL_NORMALIZATION).
+#   3. efficientnet_lite0 is one more choice, with its own normalisation (config.MODEL_PRESETS), so
+#      preprocess_image takes the size, mean and std as arguments (the seed's by default).
 #   4. The constructors sit in CONSTRUCTORS and the script body under `if __name__ == "__main__"`, so that
 #      reference.py reuses this file's preprocessing, constructors and weight loading. The script still
 #      builds every model on every run, as the original does.
@@ -20,11 +21,11 @@ import torch
 import cv2
 from efficientnet_lite_pytorch import EfficientNet
 
-def preprocess_image(image, mean=config.MEAN, std=config.STD):
+def preprocess_image(image, size=config.IMAGE_SIZE, mean=config.MEAN, std=config.STD):
 	# swap the color channels from BGR to RGB, resize it, and scale
 	# the pixel values to [0, 1] range
 	image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-	image = cv2.resize(image, (config.IMAGE_SIZE, config.IMAGE_SIZE))
+	image = cv2.resize(image, (size, size))
 	image = image.astype("float32") / 255.0
 
 	# subtract ImageNet mean, divide by ImageNet standard deviation,
@@ -88,7 +89,7 @@ if __name__ == "__main__":
 	print("[INFO] loading image...")
 	image = cv2.imread(args["image"])
 	orig = image.copy()
-	image = preprocess_image(image, *config.MODEL_NORMALIZATION.get(args["model"], (config.MEAN, config.STD)))
+	image = preprocess_image(image, *config.preset(args["model"]))
 
 	# convert the preprocessed image to a torch tensor and flash it to
 	# the current device

@@ -1,7 +1,7 @@
 //! The command line: raw flags as clap parses them (`Opts`), and the checked request the program runs on
 //! (`Request`). Everything that can be checked before the model loads is checked in `Opts::resolve`.
-use classify_image::{error::Error, sink, LabelSource, ModelId, MODELS};
-use clap::{builder::PossibleValuesParser, builder::TypedValueParser, Parser};
+use classify_image::{error::Error, models, sink, LabelSource, ModelId};
+use clap::{builder::PossibleValuesParser, Parser};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -14,9 +14,11 @@ pub struct Opts {
     #[arg(short, long, value_name = "PATH")]
     image: PathBuf,
 
-    /// Name of the pre-trained network to use
-    #[arg(short, long, default_value = "vgg16", value_parser = model_parser())]
-    model: ModelId,
+    /// Name of the pre-trained network to use (the seed's vgg16, vgg19, inception, densenet, resnet, or any
+    /// model of the zoo: see `classify-image weights list`)
+    #[arg(short, long, default_value = "vgg16", value_parser = PossibleValuesParser::new(models::names()),
+          hide_possible_values = true)]
+    model: String,
 
     /// Weights file (.pth, .pt or .safetensors) to use instead of the official one
     #[arg(long, value_name = "FILE")]
@@ -35,11 +37,6 @@ pub struct Opts {
     device: String,
 }
 
-fn model_parser() -> impl TypedValueParser<Value = ModelId> {
-    PossibleValuesParser::new(MODELS.iter().map(|m| m.name))
-        .map(|name| ModelId::from_name(&name).expect("clap accepted only registry names"))
-}
-
 /// Where the annotated image goes.
 #[derive(Debug)]
 pub enum Sink {
@@ -52,6 +49,8 @@ pub enum Sink {
 pub struct Request {
     pub image: PathBuf,
     pub model: ModelId,
+    /// The model's name as the user gave it (the seed prints it).
+    pub model_name: String,
     pub weights: Option<PathBuf>,
     pub labels: LabelSource,
     pub device: Device,
@@ -73,7 +72,8 @@ impl Opts {
         };
         Ok(Request {
             image: self.image,
-            model: self.model,
+            model: ModelId::from_name(&self.model).expect("clap accepted only registry names"),
+            model_name: self.model,
             weights: self.weights,
             labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
             device,

@@ -17,5 +17,15 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 # (classify-image: the project keeps the file in labels/, so the path is made absolute)
 IN_LABELS = os.path.join(os.path.dirname(__file__), "..", "..", "labels", "ilsvrc2012_wordnet_lemmas.txt")
 
-# classify-image addition: EfficientNet-Lite0 expects inputs scaled to [-1, 1], not ImageNet's normalisation.
-MODEL_NORMALIZATION = {"efficientnet_lite0": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])}
+# classify-image addition: the EfficientNet-Lite models expect inputs scaled to [-1, 1], not ImageNet's
+# normalisation, at their own resolution: (image size, mean, std).
+MODEL_PRESETS = {
+    "efficientnet_lite0": (224, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+    "efficientnet_lite1": (240, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+    "efficientnet_lite2": (260, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+}
+
+
+def preset(model):
+    """(image size, mean, std) of a model: the seed's, unless MODEL_PRESETS says otherwise."""
+    return MODEL_PRESETS.get(model, (IMAGE_SIZE, MEAN, STD))

@@ -14,6 +14,9 @@ pub struct Config {
 }
 
 pub const DENSENET121: Config = Config { growth: 32, blocks: [6, 12, 24, 16], init_features: 64 };
+pub const DENSENET161: Config = Config { growth: 48, blocks: [6, 12, 36, 24], init_features: 96 };
+pub const DENSENET169: Config = Config { growth: 32, blocks: [6, 12, 32, 32], init_features: 64 };
+pub const DENSENET201: Config = Config { growth: 32, blocks: [6, 12, 48, 32], init_features: 64 };
 
 /// BatchNorm, ReLU, then a convolution: DenseNet's pre-activation unit.
 #[derive(Debug)]

@@ -14,6 +14,8 @@ pub struct Scale {
 }
 
 pub const LITE0: Scale = Scale { width: 1.0, depth: 1.0 };
+pub const LITE1: Scale = Scale { width: 1.0, depth: 1.1 };
+pub const LITE2: Scale = Scale { width: 1.1, depth: 1.2 };
 
 /// (repeats, kernel, stride, expansion, input filters, output filters) of the seven stages, before scaling.
 const STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [
@@ -28,9 +30,7 @@ const STAGES: [(i64, i64, i64, i64, i64, i64); 7] = [
 
 /// The reference's `round_filters`: scale, then round to a multiple of 8 without losing more than 10%.
 fn round_filters(filters: i64, width: f64) -> i64 {
-    let scaled = filters as f64 * width;
-    let rounded = (((scaled + 4.0) as i64) / 8 * 8).max(8);
-    if (rounded as f64) < 0.9 * scaled { rounded + 8 } else { rounded }
+    super::layers::make_divisible(filters as f64 * width, 8)
 }
 
 /// A convolution with TensorFlow's "same" padding (output = ceil(input / stride)), which is asymmetric for

@@ -240,3 +240,10 @@ impl Module for ConvBn {
         self.bn.forward(&self.conv.forward(xs))
     }
 }
+
+/// TensorFlow's channel rounding (torchvision's `_make_divisible`, EfficientNet's `round_filters`): the
+/// nearest multiple of `divisor`, at least `divisor`, and never more than 10% below `v`.
+pub fn make_divisible(v: f64, divisor: i64) -> i64 {
+    let rounded = (((v + divisor as f64 / 2.0) as i64) / divisor * divisor).max(divisor);
+    if (rounded as f64) < 0.9 * v { rounded + divisor } else { rounded }
+}

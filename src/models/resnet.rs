@@ -1,66 +1,94 @@
-//! ResNet with bottleneck blocks (He et al., 2015), as torchvision builds it: the stride sits on the 3×3
-//! convolution ("v1.5").
+//! ResNet (He et al., 2015), as torchvision builds it: basic blocks for ResNet-18/34, bottlenecks for
+//! ResNet-50/101/152, with the stride on the 3×3 convolution ("v1.5").
 use super::layers::{ConvBn, ConvCfg, Linear, P};
 use super::{BuildError, Network};
 use tch::{nn::Module, Tensor};
 
 const EPS: f64 = 1e-5;
-const EXPANSION: i64 = 4;
-/// Blocks per stage of ResNet-50.
-pub const RESNET50: [usize; 4] = [3, 4, 6, 3];
 
+/// The two kinds of residual block.
+#[derive(Debug, Clone, Copy)]
+pub enum Block {
+    /// Two 3×3 convolutions (ResNet-18/34).
+    Basic,
+    /// 1×1 reduce, 3×3, 1×1 expand ×4 (ResNet-50 and deeper).
+    Bottleneck,
+}
+
+impl Block {
+    fn expansion(self) -> i64 {
+        match self {
+            Block::Basic => 1,
+            Block::Bottleneck => 4,
+        }
+    }
+}
+
+/// A block and the number of blocks per stage.
+pub struct Config(pub Block, pub [usize; 4]);
+
+pub const RESNET18: Config = Config(Block::Basic, [2, 2, 2, 2]);
+pub const RESNET34: Config = Config(Block::Basic, [3, 4, 6, 3]);
+pub const RESNET50: Config = Config(Block::Bottleneck, [3, 4, 6, 3]);
+pub const RESNET101: Config = Config(Block::Bottleneck, [3, 4, 23, 3]);
+pub const RESNET152: Config = Config(Block::Bottleneck, [3, 8, 36, 3]);
+
+/// A residual block: its convolutions in order (ReLU between them), then the shortcut.
 #[derive(Debug)]
-struct Bottleneck {
-    reduce: ConvBn,
-    conv: ConvBn,
-    expand: ConvBn,
+struct Residual {
+    convs: Vec<ConvBn>,
     downsample: Option<ConvBn>,
 }
 
-impl Bottleneck {
-    fn load(p: &P, cin: i64, width: i64, stride: i64) -> Result<Self, BuildError> {
-        let cout = width * EXPANSION;
+impl Residual {
+    fn load(p: &P, block: Block, cin: i64, width: i64, stride: i64) -> Result<Self, BuildError> {
+        let cout = width * block.expansion();
         let plain = ConvCfg::default();
         let downsample = if stride != 1 || cin != cout {
             Some(ConvBn::load(&p.sub("downsample"), ("0", "1"), cin, cout, [1, 1], plain.stride(stride), EPS)?)
         } else {
             None
         };
-        Ok(Bottleneck {
-            reduce: ConvBn::load(p, ("conv1", "bn1"), cin, width, [1, 1], plain, EPS)?,
-            conv: ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.stride(stride).pad(1), EPS)?,
-            expand: ConvBn::load(p, ("conv3", "bn3"), width, cout, [1, 1], plain, EPS)?,
-            downsample,
-        })
+        let convs = match block {
+            Block::Basic => vec![
+                ConvBn::load(p, ("conv1", "bn1"), cin, width, [3, 3], plain.stride(stride).pad(1), EPS)?,
+                ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.pad(1), EPS)?,
+            ],
+            Block::Bottleneck => vec![
+                ConvBn::load(p, ("conv1", "bn1"), cin, width, [1, 1], plain, EPS)?,
+                ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.stride(stride).pad(1), EPS)?,
+                ConvBn::load(p, ("conv3", "bn3"), width, cout, [1, 1], plain, EPS)?,
+            ],
+        };
+        Ok(Residual { convs, downsample })
     }
 }
 
-impl Module for Bottleneck {
+impl Module for Residual {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let y = self.reduce.forward(xs).relu();
-        let y = self.conv.forward(&y).relu();
-        let y = self.expand.forward(&y);
+        let (last, first) = self.convs.split_last().expect("a block has convolutions");
+        let y = first.iter().fold(xs.shallow_clone(), |y, c| c.forward(&y).relu());
         let identity = self.downsample.as_ref().map_or_else(|| xs.shallow_clone(), |d| d.forward(xs));
-        (y + identity).relu()
+        (last.forward(&y) + identity).relu()
     }
 }
 
 #[derive(Debug)]
 pub struct ResNet {
     stem: ConvBn,
-    blocks: Vec<Bottleneck>,
+    blocks: Vec<Residual>,
     fc: Linear,
 }
 
-pub fn build(p: &P, layers: [usize; 4]) -> Result<Box<dyn Network>, BuildError> {
+pub fn build(p: &P, Config(block, layers): &Config) -> Result<Box<dyn Network>, BuildError> {
     let stem = ConvBn::load(p, ("conv1", "bn1"), 3, 64, [7, 7], ConvCfg::default().stride(2).pad(3), EPS)?;
     let (mut blocks, mut cin) = (Vec::new(), 64);
     for (stage, &count) in layers.iter().enumerate() {
         let width = 64 << stage;
         for i in 0..count {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            blocks.push(Bottleneck::load(&p.sub(format!("layer{}", stage + 1)).sub(i), cin, width, stride)?);
-            cin = width * EXPANSION;
+            blocks.push(Residual::load(&p.sub(format!("layer{}", stage + 1)).sub(i), *block, cin, width, stride)?);
+            cin = width * block.expansion();
         }
     }
     let fc = Linear::load(&p.sub("fc"), cin, None)?;

@@ -1,24 +1,35 @@
-//! VGG (Simonyan & Zisserman, 2014), as torchvision builds it, without batch norm.
-use super::layers::{Conv2d, ConvCfg, Linear, P};
+//! VGG (Simonyan & Zisserman, 2014), as torchvision builds it, with or without batch norm.
+use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear, P};
 use super::{BuildError, Network};
 use tch::{nn::Module, Tensor};
 
 /// A 3×3 convolution with this many output channels, or a 2×2 max pool (`M`).
 const M: i64 = 0;
+/// torchvision's configuration "A".
+pub const VGG11: &[i64] = &[64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M];
+/// torchvision's configuration "B".
+pub const VGG13: &[i64] = &[64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M];
 /// torchvision's configuration "D".
 pub const VGG16: &[i64] = &[64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M];
 /// torchvision's configuration "E".
 pub const VGG19: &[i64] =
     &[64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512, 512, 512, M];
 
+/// A 3×3 convolution, its BatchNorm in the `_bn` variants, and ReLU.
+#[derive(Debug)]
+struct Unit {
+    conv: Conv2d,
+    bn: Option<BatchNorm2d>,
+}
+
 #[derive(Debug)]
 pub struct Vgg {
     /// `None` is a max pool.
-    features: Vec<Option<Conv2d>>,
+    features: Vec<Option<Unit>>,
     classifier: [Linear; 3],
 }
 
-pub fn build(p: &P, cfg: &[i64]) -> Result<Box<dyn Network>, BuildError> {
+pub fn build(p: &P, cfg: &[i64], batch_norm: bool) -> Result<Box<dyn Network>, BuildError> {
     let f = p.sub("features");
     let (mut features, mut index, mut cin) = (Vec::new(), 0, 3);
     for &c in cfg {
@@ -26,8 +37,10 @@ pub fn build(p: &P, cfg: &[i64]) -> Result<Box<dyn Network>, BuildError> {
             features.push(None);
             index += 1; // MaxPool2d
         } else {
-            features.push(Some(Conv2d::load(&f.sub(index), cin, c, [3, 3], ConvCfg::default().pad(1))?));
-            index += 2; // Conv2d, ReLU
+            let conv = Conv2d::load(&f.sub(index), cin, c, [3, 3], ConvCfg::default().pad(1))?;
+            let bn = if batch_norm { Some(BatchNorm2d::load(&f.sub(index + 1), c, 1e-5)?) } else { None };
+            features.push(Some(Unit { conv, bn }));
+            index += if batch_norm { 3 } else { 2 }; // Conv2d, [BatchNorm2d,] ReLU
             cin = c;
         }
     }
@@ -45,7 +58,13 @@ impl Module for Vgg {
         let mut x = xs.shallow_clone();
         for layer in &self.features {
             x = match layer {
-                Some(conv) => conv.forward(&x).relu(),
+                Some(Unit { conv, bn }) => {
+                    let y = conv.forward(&x);
+                    match bn {
+                        Some(bn) => bn.forward(&y).relu(),
+                        None => y.relu(),
+                    }
+                }
                 None => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
             };
         }

@@ -58,9 +58,33 @@ fn fixtures_root() -> PathBuf {
     root().join("target/fixtures").join(format!("{:016x}", h.finish()))
 }
 
-/// The calibrated random-weights fixture for `model`, generated on first use.
+/// Removes fixtures made by other versions of the reference (gigabytes each), once per test binary.
+fn prune_old_fixtures(current: &Path) {
+    static PRUNED: std::sync::Once = std::sync::Once::new();
+    PRUNED.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(current.parent().unwrap()) else { return };
+        for entry in entries.flatten() {
+            if entry.path() != current {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
+/// The calibrated random-weights fixture for `model` in both containers, generated on first use.
 pub fn fixture(model: &str) -> Fixture {
-    let dir = fixtures_root().join(model);
+    make_fixture(model, false)
+}
+
+/// The same in the zip container only (`legacy` does not exist), for the zoo: the containers are tested
+/// with the seed's models already.
+pub fn zip_fixture(model: &str) -> Fixture {
+    make_fixture(model, true)
+}
+
+fn make_fixture(model: &str, zip_only: bool) -> Fixture {
+    prune_old_fixtures(&fixtures_root());
+    let dir = fixtures_root().join(if zip_only { format!("{model}.zip-only") } else { model.to_string() });
     let logits_file = dir.join(format!("{model}.logits.json"));
     {
         let _lock = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,6 +94,7 @@ pub fn fixture(model: &str) -> Fixture {
             let out = python()
                 .args(["scripts/reference.py", "fixture", "--model", model, "--out-dir"])
                 .arg(&tmp)
+                .args(zip_only.then_some("--zip-only"))
                 .args(images())
                 .output()
                 .unwrap();
@@ -92,6 +117,73 @@ pub fn read_logits(path: &Path) -> HashMap<String, Vec<f32>> {
     let text = std::fs::read_to_string(path).unwrap();
     let json: HashMap<String, Vec<f64>> = serde_json::from_str(&text).unwrap();
     json.into_iter().map(|(k, v)| (k, v.into_iter().map(|x| x as f32).collect())).collect()
+}
+
+/// The logits classify-image computes for each sample photo, by file name.
+pub fn rust_logits(model: &str, weights: &Path) -> HashMap<String, Vec<f32>> {
+    use classify_image::{preprocess, Classifier, ModelId};
+    let id = ModelId::from_name(model).unwrap();
+    let classifier = Classifier::new(id, weights, tch::Device::Cpu).unwrap();
+    images()
+        .iter()
+        .map(|path| {
+            let image = preprocess::read_image(path).unwrap();
+            let logits = classifier.logits(&image).unwrap().squeeze_dim(0);
+            (path.file_name().unwrap().to_string_lossy().into_owned(), Vec::<f32>::try_from(&logits).unwrap())
+        })
+        .collect()
+}
+
+/// Parity with PyTorch: max |Δlogit| ≤ 1e-4 and the same top-5 on every photo, and logits that depend on the
+/// input (so that a fixture cannot pass a model that ignores it).
+pub fn assert_parity(model: &str, weights: &Path, expected: &HashMap<String, Vec<f32>>) {
+    const TOLERANCE: f32 = 1e-4;
+    let got = rust_logits(model, weights);
+    assert_eq!(got.len(), expected.len(), "{model}: not the same images");
+    assert!(got.len() >= 3);
+    for (name, want) in expected {
+        let have = &got[name];
+        let diff = max_abs_diff(have, want);
+        eprintln!("{model} {} {name}: max |Δlogit| = {diff:.2e}", weights.display());
+        assert!(diff <= TOLERANCE, "{model} on {name} ({}): max |Δlogit| {diff:e} > {TOLERANCE:e}", weights.display());
+        assert_eq!(top_k(have, 5), top_k(want, 5), "{model} on {name}: top-5 differs");
+    }
+    let rows: Vec<&Vec<f32>> = expected.values().collect();
+    assert!(max_abs_diff(rows[0], rows[1]) > 0.1, "{model}: logits do not depend on the input");
+}
+
+/// The Python reference's logits for real weights (`reference.py logits`).
+pub fn reference_logits(model: &str, weights: &Path) -> HashMap<String, Vec<f32>> {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let status = python()
+        .args(["scripts/reference.py", "logits", "--model", model, "--weights"])
+        .arg(weights)
+        .arg("--out")
+        .arg(out.path())
+        .args(images())
+        .status()
+        .unwrap();
+    assert!(status.success(), "reference.py logits {model} failed");
+    read_logits(out.path())
+}
+
+/// The top-1 label classify-image gives `image` with `model`'s official weights.
+pub fn top1(model: classify_image::ModelId, image_name: &str) -> String {
+    use classify_image::{preprocess, Classifier, Labels};
+    let classifier = Classifier::official(model, tch::Device::Cpu).unwrap();
+    let scores = classifier.classify(&preprocess::read_image(&image(image_name)).unwrap()).unwrap();
+    Labels::imagenet().get(scores.best().index).to_string()
+}
+
+/// Checks that real ImageNet weights call the sample photos what they are.
+pub fn assert_classifies_samples(model: classify_image::ModelId) {
+    let cat = top1(model, "chelsea.png");
+    assert!(["Egyptian_cat", "tabby, tabby_cat", "tiger_cat"].contains(&cat.as_str()), "chelsea.png: {cat}");
+    let coffee = top1(model, "coffee.png");
+    assert!(coffee == "espresso" || coffee == "cup", "coffee.png: {coffee}");
+    let squirrel = top1(model, "squirrel_cls.jpg");
+    assert!(squirrel.starts_with("fox_squirrel"), "squirrel_cls.jpg: {squirrel}");
+    assert_eq!(top1(model, "orange.jpg"), "orange");
 }
 
 /// Indices of the `k` largest values, largest first.
