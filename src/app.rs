@@ -10,7 +10,7 @@ pub fn run(req: Request) -> anyhow::Result<()> {
     let name = &req.model_name;
     // The image is read first so that a bad path fails before the model loads; the messages keep the seed's order.
     let image = preprocess::read_image(&req.image)?;
-    let weights_path = weights::hub::resolve(req.model.spec(), req.weights.as_deref())?;
+    let weights_path = weights::hub::resolve(req.model.spec(), req.weights.as_deref(), req.fetch)?;
 
     println!("[INFO] loading {name}...");
     let classifier = Classifier::new(req.model, &weights_path, req.device)?;

@@ -76,9 +76,10 @@ impl Classifier {
         Ok(Classifier { spec, net, device })
     }
 
-    /// Loads `model` with its official weights, found as [`weights::hub::resolve`] says.
+    /// Loads `model` with its official weights, found (or downloaded into torchvision's cache) as
+    /// [`weights::hub::resolve`] says.
     pub fn official(model: ModelId, device: Device) -> Result<Self> {
-        let path = weights::hub::resolve(model.spec(), None)?;
+        let path = weights::hub::resolve(model.spec(), None, weights::hub::Fetch::new(false, false))?;
         Self::new(model, &path, device)
     }
 

@@ -10,7 +10,7 @@ pub mod exit {
     pub const FAILURE: i32 = 1;
     /// Bad usage or bad input: arguments, image, label file, output path, no display for the window.
     pub const USAGE: i32 = 2;
-    /// A weights problem: not found, unreadable, corrupt, refused, or for another architecture.
+    /// A weights problem: not found, not downloadable, unreadable, corrupt, refused, or for another architecture.
     pub const WEIGHTS: i32 = 3;
 }
 
@@ -31,6 +31,9 @@ pub enum Error {
     #[error("weights file {path}: {reason}")]
     Weights { path: PathBuf, reason: String },
 
+    #[error("cannot download {url}: {reason}")]
+    Download { url: String, reason: String },
+
     #[error("cannot write {path}: {reason}")]
     Output { path: PathBuf, reason: String },
 
@@ -49,12 +52,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Image { .. } | Error::Labels { .. } | Error::Usage(_) | Error::Display(_) => exit::USAGE,
-            Error::WeightsNotFound { .. } | Error::Weights { .. } => exit::WEIGHTS,
+            Error::WeightsNotFound { .. } | Error::Weights { .. } | Error::Download { .. } => exit::WEIGHTS,
             Error::Output { .. } | Error::Torch(_) | Error::OpenCv(_) => exit::FAILURE,
         }
     }
 
-    pub(crate) fn weights(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+    pub fn weights(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
         Error::Weights { path: path.into(), reason: reason.to_string() }
     }
 }

