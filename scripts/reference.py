@@ -12,6 +12,9 @@
       own with the seed's preprocessing.
   reference.py logits --model NAME --weights FILE --out JSON IMAGE...
       Writes the logits JSON for existing weights (e.g. the real EfficientNet-Lite files).
+  reference.py export --out-dir DIR IMAGE...
+      Writes what a user brings of their own: a fine-tuned 10-class ResNet-18 state dict (160x160 inputs) and
+      a traced 7-class MobileNet V2 TorchScript file (128x128), each with labels and PyTorch's logits.
   reference.py malicious --out FILE --marker PATH
       Writes a zip-container .pth whose pickle calls os.system("touch PATH") when torch.load runs it unsafely.
 """
@@ -55,15 +58,16 @@ CONSTRUCTORS.update({
 })
 
 
-def inputs(name, images):
-    size, mean, std = config.preset(name)
+def inputs(preset, images):
+    """The photos prepared as the seed does, with a model's (size, mean, std)."""
+    size, mean, std = preset
     return torch.from_numpy(np.concatenate([classify_image.preprocess_image(cv2.imread(p), size, mean, std)
                                             for p in images]))
 
 
-def smooth_noise(gen, n, size, name):
+def smooth_noise(gen, n, size, preset):
     """Upsampled low-resolution noise, normalised like an image."""
-    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in config.preset(name)[1:])
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in preset[1:])
     low = torch.rand(n, 3, 8, 8, generator=gen)
     return (nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False) - mean) / std
 
@@ -73,14 +77,14 @@ def classifier_layer(model):
 
 
 @torch.no_grad()
-def calibrate(model, name, photos, gen, floor_variance):
+def calibrate(model, photos, noise, gen, floor_variance):
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     if bns:
         for bn in bns:
             bn.reset_running_stats()
             bn.momentum = None  # a cumulative average over the pass
         model.train()
-        model(smooth_noise(gen, 8, 299 if name.startswith("inception") else config.preset(name)[0], name))
+        model(noise)
         for bn in bns:
             if floor_variance:
                 # Smooth noise leaves some channels (depthwise ones above all) nearly constant; normalising them
@@ -102,6 +106,26 @@ def one_by_one(model, photos):
     return torch.cat([model(photos[i:i + 1]) for i in range(len(photos))])
 
 
+def calibrated(label, build, photos, preset, noise_size, first_seed=0):
+    """A model from `build` with calibrated random weights that make a usable fixture, and its logits. Per seed,
+    SPEC §4's recipe first, then with BatchNorm variances floored; the first usable one wins."""
+    for seed, floor in ((seed, floor) for seed in range(first_seed, first_seed + 20) for floor in (False, True)):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = build()
+        calibrate(model, photos, smooth_noise(gen, 8, noise_size, preset), gen, floor)
+        logits = one_by_one(model, photos)
+        gap, std = top_gap(logits), logits.std(dim=-1).min().item()
+        exact = one_by_one(copy.deepcopy(model).double(), photos.double())
+        f32_error = (logits.double() - exact).abs().max().item()
+        stats = f"floor {floor}, top-6 gap {gap:.2e}, logit std {std:.2f}, float32 error {f32_error:.1e}"
+        if gap >= MIN_GAP and std > 1.0 and f32_error <= MAX_F32_ERROR:
+            print(f"{label}: seed {seed}, {stats}", file=sys.stderr)
+            return model, logits
+        print(f"{label} seed {seed}: {stats}; trying the next seed", file=sys.stderr)
+    sys.exit(f"reference.py: no seed gave a usable fixture for {label}")
+
+
 def top_gap(logits):
     top = logits.sort(dim=-1, descending=True).values[:, :6]
     return (top[:, :-1] - top[:, 1:]).min().item()
@@ -113,23 +137,11 @@ def legacy_densenet_keys(state_dict):
 
 
 def fixture(args):
-    photos = inputs(args.model, args.images)
-    # Per seed, SPEC §4's recipe first, then with BatchNorm variances floored; the first usable one wins.
-    for seed, floor in ((seed, floor) for seed in range(args.seed, args.seed + 20) for floor in (False, True)):
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        model = CONSTRUCTORS[args.model]()
-        calibrate(model, args.model, photos, gen, floor)
-        logits = one_by_one(model, photos)
-        gap, std = top_gap(logits), logits.std(dim=-1).min().item()
-        exact = one_by_one(copy.deepcopy(model).double(), photos.double())
-        f32_error = (logits.double() - exact).abs().max().item()
-        stats = f"floor {floor}, top-6 gap {gap:.2e}, logit std {std:.2f}, float32 error {f32_error:.1e}"
-        if gap >= MIN_GAP and std > 1.0 and f32_error <= MAX_F32_ERROR:
-            break
-        print(f"{args.model} seed {seed}: {stats}; trying the next seed", file=sys.stderr)
-    else:
-        sys.exit(f"reference.py: no seed gave a usable fixture for {args.model}")
+    preset = config.preset(args.model)
+    photos = inputs(preset, args.images)
+    # Inception's auxiliary classifier needs 299x299 inputs in train mode.
+    noise_size = 299 if args.model.startswith("inception") else preset[0]
+    model, logits = calibrated(args.model, CONSTRUCTORS[args.model], photos, preset, noise_size, args.seed)
     state_dict = model.state_dict()
     if args.model.startswith("densenet"):
         state_dict = legacy_densenet_keys(state_dict)
@@ -139,7 +151,34 @@ def fixture(args):
     if not args.zip_only:
         torch.save(state_dict, out + ".legacy.pth", _use_new_zipfile_serialization=False)
     dump_logits(out + ".logits.json", args.images, logits)
-    print(f"{args.model}: seed {seed}, {stats}", file=sys.stderr)
+
+
+def export(args):
+    """What a user brings: a fine-tuned 10-class ResNet-18 state dict for 160x160 inputs, and a traced
+    7-class MobileNet V2 for 128x128 inputs, each with its label file and PyTorch's logits."""
+    os.makedirs(args.out_dir, exist_ok=True)
+    out = lambda name: os.path.join(args.out_dir, name)  # noqa: E731
+    imagenet = (config.MEAN, config.STD)
+
+    preset = (160, *imagenet)
+    photos = inputs(preset, args.images)
+    model, logits = calibrated("finetuned resnet18", lambda: models.resnet18(num_classes=10), photos, preset, 160)
+    torch.save(model.state_dict(), out("finetuned_resnet18.pth"))
+    write_labels(out("finetuned.labels.txt"), [f"part_{i}" for i in range(10)])
+    dump_logits(out("finetuned.logits.json"), args.images, logits)
+
+    preset = (128, *imagenet)
+    photos = inputs(preset, args.images)
+    model, _ = calibrated("scripted mobilenet_v2", lambda: models.mobilenet_v2(num_classes=7), photos, preset, 128)
+    traced = torch.jit.trace(model, photos[:1])
+    traced.save(out("scripted_mobilenet_v2.pt"))
+    write_labels(out("scripted.labels.txt"), ["red", "orange", "yellow", "green", "blue", "indigo", "violet"])
+    dump_logits(out("scripted.logits.json"), args.images, one_by_one(torch.jit.load(out("scripted_mobilenet_v2.pt")), photos))
+
+
+def write_labels(path, names):
+    with open(path, "w") as f:
+        f.write("".join(n + "\n" for n in names))
 
 
 def dump_logits(path, images, logits):
@@ -152,7 +191,7 @@ def dump_logits(path, images, logits):
 
 def logits_cmd(args):
     model = classify_image.load_local_state_dict(CONSTRUCTORS[args.model](), args.weights).eval()
-    logits = one_by_one(model, inputs(args.model, args.images))
+    logits = one_by_one(model, inputs(config.preset(args.model), args.images))
     dump_logits(args.out, args.images, logits)
 
 
@@ -182,11 +221,14 @@ def main():
     lg.add_argument("--weights", required=True)
     lg.add_argument("--out", required=True)
     lg.add_argument("images", nargs="+")
+    e = sub.add_parser("export")
+    e.add_argument("--out-dir", required=True)
+    e.add_argument("images", nargs="+")
     m = sub.add_parser("malicious")
     m.add_argument("--out", required=True)
     m.add_argument("--marker", required=True)
     args = ap.parse_args()
-    {"fixture": fixture, "logits": logits_cmd, "malicious": malicious}[args.cmd](args)
+    {"fixture": fixture, "logits": logits_cmd, "export": export, "malicious": malicious}[args.cmd](args)
 
 
 if __name__ == "__main__":

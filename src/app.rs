@@ -1,6 +1,6 @@
 //! The seed's flow, step by step, with its exact output: load the model, the image and the labels, classify,
 //! print the top 5, draw the top-1 label, then show or write the image.
-use crate::cli::{Request, Sink};
+use crate::cli::{Model, Request, Sink};
 use classify_image::{annotate, preprocess, sink, weights, Classifier};
 
 /// How many predictions the seed prints.
@@ -10,10 +10,17 @@ pub fn run(req: Request) -> anyhow::Result<()> {
     let name = &req.model_name;
     // The image is read first so that a bad path fails before the model loads; the messages keep the seed's order.
     let image = preprocess::read_image(&req.image)?;
-    let weights_path = weights::hub::resolve(req.model.spec(), req.weights.as_deref(), req.fetch)?;
+    // The file to load: found (or downloaded) before anything is printed, so that a missing one fails first.
+    let file = match &req.model {
+        Model::Zoo { id, weights } => weights::hub::resolve(id.spec(), weights.as_deref(), req.fetch)?,
+        Model::TorchScript(path) => path.clone(),
+    };
 
     println!("[INFO] loading {name}...");
-    let classifier = Classifier::new(req.model, &weights_path, req.device)?;
+    let classifier = match &req.model {
+        Model::Zoo { id, .. } => Classifier::new(*id, &file, req.device)?.with_preset(req.preset),
+        Model::TorchScript(_) => Classifier::torchscript(&file, req.preset, req.device)?,
+    };
     println!("[INFO] loading image...");
     println!("[INFO] loading ImageNet labels...");
     let labels = req.labels.load()?;

@@ -1,6 +1,6 @@
 //! The library's main entry point: a model with its weights, ready to score images.
 use crate::error::{Error, Result};
-use crate::models::{layers::Params, ModelId, ModelSpec, Network};
+use crate::models::{layers::Params, ModelId, Network, Preset};
 use crate::{preprocess, weights};
 use opencv::core::Mat;
 use std::path::Path;
@@ -20,8 +20,8 @@ use tch::{Device, Kind, Tensor};
 /// # Ok::<(), classify_image::Error>(())
 /// ```
 pub struct Classifier {
-    spec: &'static ModelSpec,
     net: Box<dyn Network>,
+    preset: Preset,
     device: Device,
 }
 
@@ -66,14 +66,53 @@ impl Scores {
 }
 
 impl Classifier {
-    /// Loads `model` with the weights in `weights` (`.pth`, `.pt` or `.safetensors`).
+    /// Loads `model` with the weights in `weights` (`.pth`, `.pt` or `.safetensors`). The number of classes
+    /// is the one in the file, so a fine-tuned classifier head loads as it is.
     pub fn new(model: ModelId, weights: &Path, device: Device) -> Result<Self> {
         let spec = model.spec();
         let tensors = weights::read(weights)?;
         let net = spec
             .build(Params::new(tensors, device))
             .map_err(|e| Error::weights(weights, format!("does not fit {}: it {}", spec.name, e.0)))?;
-        Ok(Classifier { spec, net, device })
+        Ok(Classifier { net, preset: spec.preset, device })
+    }
+
+    /// Loads a TorchScript module (`torch.jit.trace` or `torch.jit.script` output) that maps a batch of images
+    /// prepared as `preset` says to a batch of logits. One forward pass on a blank image checks that.
+    ///
+    /// A TorchScript file is a program, not just weights: load only files you trust.
+    pub fn torchscript(path: &Path, preset: Preset, device: Device) -> Result<Self> {
+        let fail = |reason: String| Error::weights(path, reason);
+        if !weights::is_torchscript(path) {
+            return Err(fail(
+                "is not a TorchScript file (no code/ and constants.pkl inside); a state dict goes to --weights with -m ARCH"
+                    .into(),
+            ));
+        }
+        let mut module = tch::CModule::load_on_device(path, device).map_err(|e| {
+            fail(format!("libtorch cannot load it as TorchScript: {}", crate::error::first_line(&e.to_string())))
+        })?;
+        module.set_eval();
+        let blank = Tensor::zeros([1, 3, preset.size, preset.size], (Kind::Float, device));
+        let probe = {
+            let _no_grad = tch::no_grad_guard();
+            module.forward_ts(&[blank]).map_err(|e| {
+                fail(format!(
+                    "fails on a {0}×{0} input ({1}); check --size",
+                    preset.size,
+                    crate::error::first_line(&e.to_string())
+                ))
+            })?
+        };
+        match probe.size().as_slice() {
+            [1, classes] => Ok(Classifier { net: Box::new(Scripted { module, classes: *classes }), preset, device }),
+            other => Err(fail(format!("returns shape {other:?} for one image; it must return [1, classes]"))),
+        }
+    }
+
+    /// The same network with another input preparation (size, mean, std), e.g. that of a fine-tuned model.
+    pub fn with_preset(self, preset: Preset) -> Self {
+        Classifier { preset, ..self }
     }
 
     /// Loads `model` with its official weights, found (or downloaded into torchvision's cache) as
@@ -83,8 +122,9 @@ impl Classifier {
         Self::new(model, &path, device)
     }
 
-    pub fn spec(&self) -> &'static ModelSpec {
-        self.spec
+    /// How images are prepared for the network.
+    pub fn preset(&self) -> &Preset {
+        &self.preset
     }
 
     /// How many classes the network scores.
@@ -94,7 +134,7 @@ impl Classifier {
 
     /// The raw network output for one BGR image, shape [1, classes], on the CPU.
     pub fn logits(&self, image: &Mat) -> Result<Tensor> {
-        let input = preprocess::to_tensor(image, &self.spec.preset)?.to_device(self.device);
+        let input = preprocess::to_tensor(image, &self.preset)?.to_device(self.device);
         let _no_grad = tch::no_grad_guard();
         Ok(self.net.forward(&input).to_device(Device::Cpu))
     }
@@ -102,5 +142,24 @@ impl Classifier {
     /// Softmax probabilities of every class for one BGR image.
     pub fn classify(&self, image: &Mat) -> Result<Scores> {
         Scores::from_logits(&self.logits(image)?)
+    }
+}
+
+/// A TorchScript module as a [`Network`].
+#[derive(Debug)]
+struct Scripted {
+    module: tch::CModule,
+    classes: i64,
+}
+
+impl tch::nn::Module for Scripted {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.module.forward(xs)
+    }
+}
+
+impl Network for Scripted {
+    fn classes(&self) -> i64 {
+        self.classes
     }
 }

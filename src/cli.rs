@@ -1,7 +1,7 @@
 //! The command line: raw flags as clap parses them (`Opts`), and the checked request the program runs on
 //! (`Request`). Everything that can be checked before the model loads is checked in `Opts::resolve`.
-use classify_image::{error::Error, models, sink, weights::hub::Fetch, LabelSource, ModelId};
 use clap::{builder::PossibleValuesParser, Parser, Subcommand};
+use classify_image::{error::Error, models, models::Preset, sink, weights::hub::Fetch, LabelSource, ModelId};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -22,9 +22,27 @@ pub struct Opts {
     #[arg(short, long, default_value = "vgg16", value_parser = model_names(), hide_possible_values = true)]
     model: String,
 
-    /// Weights file (.pth, .pt or .safetensors) to use instead of the official one
+    /// Weights file (.pth, .pt or .safetensors) to use instead of the official one, e.g. a fine-tuned state
+    /// dict with its own number of classes (give its --labels)
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
+
+    /// Classify with a TorchScript module (torch.jit.trace/script output) instead of a zoo model; it gets the
+    /// seed's input preparation unless --size/--mean/--std say otherwise
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["weights", "model"])]
+    torchscript: Option<PathBuf>,
+
+    /// Input size: the image is squashed to SIZE×SIZE [default: the model's, 224 for most]
+    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(i64).range(16..=4096))]
+    size: Option<i64>,
+
+    /// Per-channel mean subtracted after scaling to [0, 1] [default: the model's, ImageNet's for most]
+    #[arg(long, value_name = "R,G,B", value_parser = triple)]
+    mean: Option<[f64; 3]>,
+
+    /// Per-channel standard deviation divided by [default: the model's]
+    #[arg(long, value_name = "R,G,B", value_parser = triple)]
+    std: Option<[f64; 3]>,
 
     /// Write the annotated image to FILE (format from its extension) instead of showing a window
     #[arg(short, long, value_name = "FILE")]
@@ -86,6 +104,15 @@ pub enum WeightsCommand {
     },
 }
 
+fn triple(arg: &str) -> Result<[f64; 3], String> {
+    let values: Vec<f64> =
+        arg.split(',').map(|v| v.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    match values.as_slice() {
+        [r, g, b] if values.iter().all(|v| v.is_finite()) => Ok([*r, *g, *b]),
+        _ => Err("give three comma-separated numbers, e.g. 0.485,0.456,0.406".into()),
+    }
+}
+
 fn model_names() -> PossibleValuesParser {
     PossibleValuesParser::new(models::names())
 }
@@ -102,14 +129,22 @@ pub enum Sink {
     File(PathBuf),
 }
 
+/// What classifies: a zoo model (with its official weights, or a file of weights for it), or a TorchScript
+/// module that carries its own architecture.
+#[derive(Debug)]
+pub enum Model {
+    Zoo { id: ModelId, weights: Option<PathBuf> },
+    TorchScript(PathBuf),
+}
+
 /// A checked request.
 #[derive(Debug)]
 pub struct Request {
     pub image: PathBuf,
-    pub model: ModelId,
-    /// The model's name as the user gave it (the seed prints it).
+    pub model: Model,
+    /// The model's name as the user gave it (the seed prints it), or the TorchScript file's name.
     pub model_name: String,
-    pub weights: Option<PathBuf>,
+    pub preset: Preset,
     pub labels: LabelSource,
     pub device: Device,
     pub sink: Sink,
@@ -130,11 +165,29 @@ impl Opts {
                 Sink::Window
             }
         };
+        if self.std.is_some_and(|s| s.contains(&0.0)) {
+            return Err(Error::Usage("--std: a standard deviation of 0 would divide by zero".into()));
+        }
+        let (model, model_name, base) = match self.torchscript {
+            Some(path) => {
+                let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+                (Model::TorchScript(path), name, models::SEED)
+            }
+            None => {
+                let id = model_id(&self.model);
+                (Model::Zoo { id, weights: self.weights }, self.model, id.spec().preset)
+            }
+        };
+        let preset = Preset {
+            size: self.size.unwrap_or(base.size),
+            mean: self.mean.unwrap_or(base.mean),
+            std: self.std.unwrap_or(base.std),
+        };
         Ok(Request {
             image,
-            model: model_id(&self.model),
-            model_name: self.model,
-            weights: self.weights,
+            model,
+            model_name,
+            preset,
             labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
             device,
             sink,

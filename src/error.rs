@@ -40,11 +40,16 @@ pub enum Error {
     #[error("{0}")]
     Display(String),
 
-    #[error("libtorch: {0}")]
+    #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),
 
     #[error("OpenCV: {0}")]
     OpenCv(#[from] opencv::Error),
+}
+
+/// libtorch's messages end with a C++ backtrace; the first line says what went wrong.
+pub fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or("").trim()
 }
 
 impl Error {

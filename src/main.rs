@@ -3,8 +3,8 @@ mod app;
 mod cli;
 mod manage;
 
-use classify_image::error::{exit, Error};
 use clap::Parser;
+use classify_image::error::{exit, Error};
 
 fn main() {
     let opts = match cli::Opts::try_parse() {

@@ -21,7 +21,9 @@ pub fn read_image(path: &Path) -> Result<Mat> {
     let buf = Mat::from_slice(&bytes)?;
     let image = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR)?;
     if image.empty() {
-        return Err(fail("OpenCV cannot decode it (not an image, or truncated); give a PNG, JPEG, BMP, TIFF or WebP file".into()));
+        return Err(fail(
+            "OpenCV cannot decode it (not an image, or truncated); give a PNG, JPEG, BMP, TIFF or WebP file".into(),
+        ));
     }
     Ok(image)
 }

@@ -74,7 +74,9 @@ pub fn check_display() -> Result<()> {
         return Ok(());
     }
     let no_window = |why: String| {
-        Error::Display(format!("{why}, so no window can be shown; pass --output FILE to write the annotated image instead"))
+        Error::Display(format!(
+            "{why}, so no window can be shown; pass --output FILE to write the annotated image instead"
+        ))
     };
     match std::env::var("DISPLAY") {
         Ok(display) if !display.is_empty() => {

@@ -93,7 +93,13 @@ fn missing_weights_names_the_expected_path_and_the_url() {
     c.fails(
         &["-i", s(&img), "-m", "resnet"],
         3,
-        &["no weights for resnet", s(&expected), "https://download.pytorch.org/models/resnet50-0676ba61.pth", "offline", "--weights"],
+        &[
+            "no weights for resnet",
+            s(&expected),
+            "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+            "offline",
+            "--weights",
+        ],
     );
 }
 

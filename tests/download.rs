@@ -15,7 +15,10 @@ use std::time::Duration;
 #[derive(Clone)]
 enum Behaviour {
     /// Serve the bytes, in 1 MiB chunks with `pause` between them.
-    Serve { body: Arc<Vec<u8>>, pause: Duration },
+    Serve {
+        body: Arc<Vec<u8>>,
+        pause: Duration,
+    },
     NotFound,
     /// Declare the full length, send half, close.
     Truncate(Arc<Vec<u8>>),
@@ -152,7 +155,8 @@ impl Env {
 
     /// The cache holds nothing at all: no official file, no partial file.
     fn assert_cache_empty(&self) {
-        let leftovers: Vec<_> = std::fs::read_dir(self.cache()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let leftovers: Vec<_> =
+            std::fs::read_dir(self.cache()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         assert!(leftovers.is_empty(), "left in the cache: {leftovers:?}");
     }
 }
@@ -299,4 +303,3 @@ fn weights_commands_download_list_and_verify() {
     assert_eq!(verify.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("resnet50: MISMATCH"));
 }
-

@@ -17,7 +17,9 @@ struct Xvfb {
 impl Xvfb {
     fn start() -> Xvfb {
         let number = (100..400)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .find(|n| {
+                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })
             .expect("a free X display number");
         let child = Command::new("Xvfb")
             .args([format!(":{number}").as_str(), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"])

@@ -63,7 +63,9 @@ fn legacy_name(key: &str) -> Option<String> {
     let parts: Vec<&str> = key.split('.').collect();
     let n = parts.len();
     let fits = n >= 4
-        && parts[n - 4].strip_prefix("denselayer").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        && parts[n - 4]
+            .strip_prefix("denselayer")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
         && matches!(parts[n - 3], "norm" | "relu" | "conv")
         && matches!(parts[n - 2], "1" | "2")
         && matches!(parts[n - 1], "weight" | "bias" | "running_mean" | "running_var");
@@ -73,7 +75,8 @@ fn legacy_name(key: &str) -> Option<String> {
 pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
     params.rename_keys(legacy_name);
     let f = params.root().sub("features");
-    let stem = Conv2d::load(&f.sub("conv0"), 3, cfg.init_features, [7, 7], ConvCfg::default().stride(2).pad(3).no_bias())?;
+    let stem =
+        Conv2d::load(&f.sub("conv0"), 3, cfg.init_features, [7, 7], ConvCfg::default().stride(2).pad(3).no_bias())?;
     let stem_bn = BatchNorm2d::load(&f.sub("norm0"), cfg.init_features, EPS)?;
     let (mut stages, mut c) = (Vec::new(), cfg.init_features);
     for (i, &layers) in cfg.blocks.iter().enumerate() {
@@ -100,7 +103,8 @@ pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildErr
 
 impl Module for DenseNet {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x = self.stem_bn.forward(&self.stem.forward(xs)).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut x =
+            self.stem_bn.forward(&self.stem.forward(xs)).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for stage in &self.stages {
             x = match stage {
                 Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x))], 1),

@@ -43,7 +43,15 @@ struct SameConvBn {
 }
 
 impl SameConvBn {
-    fn load(p: &P, (conv, bn): (&str, &str), cin: i64, cout: i64, kernel: i64, stride: i64, groups: i64) -> Result<Self, BuildError> {
+    fn load(
+        p: &P,
+        (conv, bn): (&str, &str),
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        groups: i64,
+    ) -> Result<Self, BuildError> {
         let cfg = ConvCfg::default().stride(stride).groups(groups);
         Ok(SameConvBn { inner: ConvBn::load(p, (conv, bn), cin, cout, [kernel, kernel], cfg, EPS)?, kernel, stride })
     }
@@ -84,7 +92,11 @@ impl Module for MbConv {
             None => xs.shallow_clone(),
         };
         let x = self.project.forward(&self.depthwise.forward(&x).relu6());
-        if self.residual { x + xs } else { x }
+        if self.residual {
+            x + xs
+        } else {
+            x
+        }
     }
 }
 

@@ -123,7 +123,10 @@ impl Mixed {
         Ok(Mixed::E {
             b1: Basic::k(p, "branch1x1", cin, 320, 1)?,
             b3: Basic::k(p, "branch3x3_1", cin, 384, 1)?,
-            b3_split: [Basic::rect(p, "branch3x3_2a", 384, 384, [1, 3])?, Basic::rect(p, "branch3x3_2b", 384, 384, [3, 1])?],
+            b3_split: [
+                Basic::rect(p, "branch3x3_2a", 384, 384, [1, 3])?,
+                Basic::rect(p, "branch3x3_2b", 384, 384, [3, 1])?,
+            ],
             dbl: [Basic::k(p, "branch3x3dbl_1", cin, 448, 1)?, Basic::k(p, "branch3x3dbl_2", 448, 384, 3)?],
             dbl_split: [
                 Basic::rect(p, "branch3x3dbl_3a", 384, 384, [1, 3])?,
@@ -196,9 +199,8 @@ pub fn build(params: &Params) -> Result<Box<dyn Network>, BuildError> {
 /// torchvision's `_transform_input`: the weights were trained on inputs normalised with mean = std = 0.5, so
 /// the ImageNet-normalised input is re-mapped per channel, with the same arithmetic.
 fn transform_input(xs: &Tensor) -> Tensor {
-    let channels: Vec<Tensor> = (0..3)
-        .map(|c| xs.select(1, c as i64).unsqueeze(1) * (STD[c] / 0.5) + (MEAN[c] - 0.5) / 0.5)
-        .collect();
+    let channels: Vec<Tensor> =
+        (0..3).map(|c| xs.select(1, c as i64).unsqueeze(1) * (STD[c] / 0.5) + (MEAN[c] - 0.5) / 0.5).collect();
     Tensor::cat(&channels, 1)
 }
 

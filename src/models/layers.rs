@@ -245,5 +245,9 @@ impl Module for ConvBn {
 /// nearest multiple of `divisor`, at least `divisor`, and never more than 10% below `v`.
 pub fn make_divisible(v: f64, divisor: i64) -> i64 {
     let rounded = (((v + divisor as f64 / 2.0) as i64) / divisor * divisor).max(divisor);
-    if (rounded as f64) < 0.9 * v { rounded + divisor } else { rounded }
+    if (rounded as f64) < 0.9 * v {
+        rounded + divisor
+    } else {
+        rounded
+    }
 }

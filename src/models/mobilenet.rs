@@ -32,7 +32,16 @@ struct Unit {
 
 impl Unit {
     #[allow(clippy::too_many_arguments)]
-    fn load(p: &P, cin: i64, cout: i64, k: i64, stride: i64, groups: i64, eps: f64, act: Act) -> Result<Self, BuildError> {
+    fn load(
+        p: &P,
+        cin: i64,
+        cout: i64,
+        k: i64,
+        stride: i64,
+        groups: i64,
+        eps: f64,
+        act: Act,
+    ) -> Result<Self, BuildError> {
         let cfg = ConvCfg::default().stride(stride).pad((k - 1) / 2).groups(groups);
         Ok(Unit { conv_bn: ConvBn::load(p, ("0", "1"), cin, cout, [k, k], cfg, eps)?, act })
     }
@@ -81,7 +90,11 @@ struct InvertedResidual {
 impl Module for InvertedResidual {
     fn forward(&self, xs: &Tensor) -> Tensor {
         let y = self.layers.iter().fold(xs.shallow_clone(), |y, l| l.forward(&y));
-        if self.residual { y + xs } else { y }
+        if self.residual {
+            y + xs
+        } else {
+            y
+        }
     }
 }
 

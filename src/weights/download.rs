@@ -23,7 +23,8 @@ impl Checksum {
     pub fn from_file_name(name: &str) -> Option<Checksum> {
         let stem = name.split('.').next()?;
         let (_, hex) = stem.rsplit_once('-')?;
-        (hex.len() >= 6 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Checksum::Prefix(hex.to_ascii_lowercase()))
+        (hex.len() >= 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Checksum::Prefix(hex.to_ascii_lowercase()))
     }
 
     pub fn matches(&self, digest: &str) -> bool {

@@ -80,7 +80,11 @@ pub fn checksum(model: &ModelSpec) -> Result<Option<Checksum>> {
             return Ok(Some(Checksum::Full(full)));
         }
     }
-    Ok(model.weights.sha256.map(|h| Checksum::Full(h.to_string())).or_else(|| Checksum::from_file_name(model.weights.file)))
+    Ok(model
+        .weights
+        .sha256
+        .map(|h| Checksum::Full(h.to_string()))
+        .or_else(|| Checksum::from_file_name(model.weights.file)))
 }
 
 fn read_checksum_list(path: &Path) -> Result<HashMap<String, String>> {

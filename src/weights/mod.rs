@@ -35,6 +35,14 @@ pub fn read(path: &Path) -> Result<NamedTensors> {
     tensors.map_err(|reason| Error::weights(path, reason))
 }
 
+/// Is this a TorchScript archive (`torch.jit.save`): a zip with the module's code and constants?
+pub fn is_torchscript(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(archive) = zip::ZipArchive::new(std::io::BufReader::new(file)) else { return false };
+    let has = |leaf: &str| archive.file_names().any(|n| n.ends_with(leaf));
+    has("/constants.pkl") && archive.file_names().any(|n| n.contains("/code/"))
+}
+
 fn looks_like_safetensors(data: &[u8]) -> bool {
     // An 8-byte little-endian header length, then a JSON object.
     data.len() >= 9 && data[8] == b'{'
@@ -42,7 +50,8 @@ fn looks_like_safetensors(data: &[u8]) -> bool {
 
 fn read_safetensors(data: &[u8]) -> Result<NamedTensors, String> {
     use safetensors::Dtype;
-    let st = safetensors::SafeTensors::deserialize(data).map_err(|e| format!("its safetensors header is invalid: {e}"))?;
+    let st =
+        safetensors::SafeTensors::deserialize(data).map_err(|e| format!("its safetensors header is invalid: {e}"))?;
     let mut out = NamedTensors::new();
     for (name, view) in st.tensors() {
         let kind = match view.dtype() {

@@ -39,7 +39,8 @@ pub fn read(data: &[u8]) -> Result<NamedTensors, String> {
 }
 
 fn read_zip(data: &[u8]) -> Result<NamedTensors, String> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(data)).map_err(|e| format!("its zip archive is corrupt or truncated ({e}); download the file again"))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(data))
+        .map_err(|e| format!("its zip archive is corrupt or truncated ({e}); download the file again"))?;
     let pkl = archive
         .file_names()
         .find(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))

@@ -98,7 +98,11 @@ fn make_fixture(model: &str, zip_only: bool) -> Fixture {
                 .args(images())
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "reference.py fixture {model} failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "reference.py fixture {model} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             eprintln!("{}", String::from_utf8_lossy(&out.stderr).trim());
             // Another process may have finished first; either copy is valid.
             if std::fs::rename(&tmp, &dir).is_err() {
@@ -111,6 +115,25 @@ fn make_fixture(model: &str, zip_only: bool) -> Fixture {
         legacy: dir.join(format!("{model}.legacy.pth")),
         logits: read_logits(&logits_file),
     }
+}
+
+/// What `reference.py export` writes: a fine-tuned 10-class ResNet-18 state dict and a traced 7-class
+/// MobileNet V2, with labels and PyTorch's logits.
+pub fn export_fixture() -> PathBuf {
+    prune_old_fixtures(&fixtures_root());
+    let dir = fixtures_root().join("export");
+    let _lock = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
+    if !dir.join("scripted.logits.json").exists() {
+        let tmp = fixtures_root().join(format!(".export.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let out =
+            python().args(["scripts/reference.py", "export", "--out-dir"]).arg(&tmp).args(images()).output().unwrap();
+        assert!(out.status.success(), "reference.py export failed: {}", String::from_utf8_lossy(&out.stderr));
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    dir
 }
 
 pub fn read_logits(path: &Path) -> HashMap<String, Vec<f32>> {
