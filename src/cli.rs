@@ -1,5 +1,6 @@
 //! The command line: raw flags as clap parses them (`Opts`), and the checked request the program runs on
 //! (`Request`). Everything that can be checked before the model loads is checked in `Opts::resolve`.
+use crate::report::Format;
 use clap::{builder::PossibleValuesParser, Parser, Subcommand};
 use classify_image::{error::Error, models, models::Preset, sink, weights::hub::Fetch, LabelSource, ModelId};
 use std::path::PathBuf;
@@ -13,9 +14,21 @@ pub struct Opts {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Path to the input image
-    #[arg(short, long, value_name = "PATH", required = true)]
-    image: Option<PathBuf>,
+    /// Input image(s); a directory means every image file under it, recursively
+    #[arg(short, long, value_name = "PATH", num_args = 1.., required_unless_present_any = ["video", "camera"])]
+    image: Vec<PathBuf>,
+
+    /// Classify the frames of a video file instead
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "camera"])]
+    video: Option<PathBuf>,
+
+    /// Classify the frames of a camera (its index, 0 for the first) instead
+    #[arg(long, value_name = "INDEX", conflicts_with_all = ["image", "video"])]
+    camera: Option<i32>,
+
+    /// With --video/--camera: classify every Nth frame (the label stays on the frames between)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    every: u32,
 
     /// Name of the pre-trained network to use: the seed's vgg16, vgg19, inception, densenet, resnet, or any
     /// model of the zoo (`classify-image weights list`)
@@ -44,9 +57,30 @@ pub struct Opts {
     #[arg(long, value_name = "R,G,B", value_parser = triple)]
     std: Option<[f64; 3]>,
 
-    /// Write the annotated image to FILE (format from its extension) instead of showing a window
+    /// Write the annotated image (or video: .mp4, .avi) to FILE, format from its extension, instead of
+    /// showing a window
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// Write annotated copies of the images into DIR, under their own names (created if missing)
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    output_dir: Option<PathBuf>,
+
+    /// Also show the annotated images (or video) in a window, e.g. beside --output; q or Esc stops
+    #[arg(long)]
+    show: bool,
+
+    /// How many predictions to report per image
+    #[arg(short = 'k', long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    top_k: u32,
+
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+
+    /// Images per forward pass when classifying several
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: u32,
 
     /// Class names, one per line [default: the built-in ImageNet labels]
     #[arg(long, value_name = "FILE")]
@@ -122,11 +156,23 @@ pub fn model_id(name: &str) -> ModelId {
     ModelId::from_name(name).expect("clap accepted only registry names")
 }
 
-/// Where the annotated image goes.
-#[derive(Debug)]
+/// Where annotated images go.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Sink {
-    Window,
+    /// Nowhere: only the report on stdout.
+    None,
+    /// One file, for one image or a video.
     File(PathBuf),
+    /// Copies under their own names in a folder.
+    Dir(PathBuf),
+}
+
+/// What to classify.
+#[derive(Debug)]
+pub enum Source {
+    Images(Vec<PathBuf>),
+    Video(PathBuf),
+    Camera(i32),
 }
 
 /// What classifies: a zoo model (with its official weights, or a file of weights for it), or a TorchScript
@@ -140,7 +186,7 @@ pub enum Model {
 /// A checked request.
 #[derive(Debug)]
 pub struct Request {
-    pub image: PathBuf,
+    pub source: Source,
     pub model: Model,
     /// The model's name as the user gave it (the seed prints it), or the TorchScript file's name.
     pub model_name: String,
@@ -148,23 +194,60 @@ pub struct Request {
     pub labels: LabelSource,
     pub device: Device,
     pub sink: Sink,
+    /// Show a window too (checked: a display is there).
+    pub window: bool,
+    pub top_k: usize,
+    pub format: Format,
+    pub batch_size: usize,
+    pub every: u32,
     pub fetch: Fetch,
+}
+
+impl Request {
+    /// The seed's exact behaviour: one image file, text, and its [INFO] narration.
+    pub fn seed_mode(&self) -> bool {
+        matches!(&self.source, Source::Images(paths) if paths.len() == 1 && !paths[0].is_dir())
+            && self.format == Format::Text
+    }
 }
 
 impl Opts {
     pub fn resolve(self) -> Result<Request, Error> {
-        let image = self.image.expect("clap requires --image without a subcommand");
         let device = parse_device(&self.device)?;
-        let sink = match self.output {
-            Some(path) => {
-                sink::check_output(&path, &[&image])?;
+        let source = match (self.video, self.camera) {
+            (Some(video), _) => Source::Video(video),
+            (None, Some(index)) => Source::Camera(index),
+            (None, None) => Source::Images(self.image),
+        };
+        let one_image = matches!(&source, Source::Images(p) if p.len() == 1 && !p[0].is_dir());
+        let inputs: Vec<&std::path::Path> = match &source {
+            Source::Images(paths) => paths.iter().map(PathBuf::as_path).collect(),
+            Source::Video(path) => vec![path.as_path()],
+            Source::Camera(_) => vec![],
+        };
+        let sink = match (self.output, self.output_dir) {
+            (Some(path), _) => {
+                if !(one_image || matches!(source, Source::Video(_) | Source::Camera(_))) {
+                    return Err(Error::Usage("--output takes one image; for several, use --output-dir DIR".into()));
+                }
+                sink::check_output(&path, &inputs, matches!(source, Source::Images(_)))?;
                 Sink::File(path)
             }
-            None => {
-                sink::check_display()?;
-                Sink::Window
+            (None, Some(dir)) => {
+                if !matches!(source, Source::Images(_)) {
+                    return Err(Error::Usage("--output-dir is for images; a video goes to --output FILE".into()));
+                }
+                Sink::Dir(dir)
             }
+            (None, None) => Sink::None,
         };
+        // The seed's default: one image (or a video) with nowhere to write it goes to a window.
+        let default_window =
+            sink == Sink::None && self.format == Format::Text && (one_image || !matches!(source, Source::Images(_)));
+        let window = self.show || default_window;
+        if window {
+            sink::check_display()?;
+        }
         if self.std.is_some_and(|s| s.contains(&0.0)) {
             return Err(Error::Usage("--std: a standard deviation of 0 would divide by zero".into()));
         }
@@ -184,13 +267,18 @@ impl Opts {
             std: self.std.unwrap_or(base.std),
         };
         Ok(Request {
-            image,
+            source,
             model,
             model_name,
             preset,
             labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
             device,
             sink,
+            window,
+            top_k: self.top_k as usize,
+            format: self.format,
+            batch_size: self.batch_size as usize,
+            every: self.every,
             fetch: self.network.fetch(),
         })
     }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 pub mod exit {
     /// Everything worked.
     pub const OK: i32 = 0;
-    /// A run-time failure that is not the input's fault (inference, writing the output, the window).
+    /// A run-time failure that is not the input's fault (inference, writing the output, the window), or some
+    /// of several inputs failed (each reported) while the others were classified.
     pub const FAILURE: i32 = 1;
     /// Bad usage or bad input: arguments, image, label file, output path, no display for the window.
     pub const USAGE: i32 = 2;

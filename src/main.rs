@@ -2,6 +2,8 @@
 mod app;
 mod cli;
 mod manage;
+mod report;
+mod video;
 
 use clap::Parser;
 use classify_image::error::{exit, Error};
@@ -21,13 +23,18 @@ fn main() {
     };
     quiet_opencv();
     let result = match opts.command {
-        Some(cli::Command::Weights(command)) => manage::run(command, opts.network.fetch()),
-        None => opts.resolve().map_err(anyhow::Error::from).and_then(app::run),
+        Some(cli::Command::Weights(command)) => manage::run(command, opts.network.fetch()).map(|()| exit::OK),
+        None => opts.resolve().map_err(anyhow::Error::from).and_then(app::run).map(|outcome| match outcome.failed {
+            0 => exit::OK,
+            _ => exit::FAILURE, // some inputs failed; each was reported
+        }),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        let code = e.downcast_ref::<Error>().map_or(exit::FAILURE, Error::exit_code);
-        std::process::exit(code);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(e.downcast_ref::<Error>().map_or(exit::FAILURE, Error::exit_code));
+        }
     }
 }
 

@@ -8,14 +8,19 @@ use std::path::{Path, PathBuf};
 /// The window title, as in the seed.
 pub const WINDOW_TITLE: &str = "Classification";
 
-/// Checks an output path before any work is done: a known image extension, an existing folder, and not the
-/// input itself.
-pub fn check_output(output: &Path, inputs: &[&Path]) -> Result<()> {
+/// Checks an output path before any work is done: a known image (or video) extension, an existing folder,
+/// and not an input.
+pub fn check_output(output: &Path, inputs: &[&Path], image: bool) -> Result<()> {
     let usage = |why: String| Error::Usage(format!("cannot write --output {}: {why}", output.display()));
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if ext.is_empty() || !imgcodecs::have_image_writer(format!("x.{ext}")).unwrap_or(false) {
+    if image && (ext.is_empty() || !imgcodecs::have_image_writer(format!("x.{ext}")).unwrap_or(false)) {
         return Err(usage(format!(
             "OpenCV has no image encoder for the extension '{ext}'; end the --output path with .png or .jpg"
+        )));
+    }
+    if !image && video_fourcc(ext).is_none() {
+        return Err(usage(format!(
+            "'{ext}' is not a video format written here; end the --output path with .mp4 or .avi"
         )));
     }
     let dir = parent_dir(output);
@@ -38,7 +43,8 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Is `output` one of the inputs (the same file, whatever the path)?
+pub fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (a.metadata(), b.metadata()) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
@@ -55,16 +61,66 @@ pub fn write_image(path: &Path, image: &Mat) -> Result<()> {
     if !imgcodecs::imencode_def(&format!(".{ext}"), image, &mut encoded)? {
         return Err(fail(format!("OpenCV could not encode a .{ext} image")));
     }
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".classify-image-")
-        // Like any file the user creates (the mode is masked by the umask), not tempfile's private 0600.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(&dir)
-        .map_err(|e| fail(format!("{e} (creating a temporary file in {})", dir.display())))?;
+    let mut tmp = temp_beside(path, "").map_err(fail)?;
     tmp.write_all(encoded.as_slice()).and_then(|()| tmp.as_file().sync_all()).map_err(|e| fail(e.to_string()))?;
     tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
     Ok(())
+}
+
+/// A temporary file in `path`'s folder (so the final rename is atomic), ending in `suffix`.
+fn temp_beside(path: &Path, suffix: &str) -> std::result::Result<tempfile::NamedTempFile, String> {
+    let dir = parent_dir(path);
+    tempfile::Builder::new()
+        .prefix(".classify-image-")
+        .suffix(suffix)
+        // Like any file the user creates (the mode is masked by the umask), not tempfile's private 0600.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(&dir)
+        .map_err(|e| format!("{e} (creating a temporary file in {})", dir.display()))
+}
+
+/// The codec for a video file extension: MPEG-4 Part 2 in .mp4, Motion JPEG in .avi.
+fn video_fourcc(ext: &str) -> Option<i32> {
+    let code = match ext.to_ascii_lowercase().as_str() {
+        "mp4" | "m4v" | "mov" => ['m', 'p', '4', 'v'],
+        "avi" => ['M', 'J', 'P', 'G'],
+        _ => return None,
+    };
+    opencv::videoio::VideoWriter::fourcc(code[0], code[1], code[2], code[3]).ok()
+}
+
+/// An annotated video being written: frames go to a temporary file that takes the final name only when
+/// the video is complete.
+pub struct VideoFile {
+    writer: opencv::videoio::VideoWriter,
+    tmp: tempfile::TempPath,
+    path: PathBuf,
+}
+
+impl VideoFile {
+    pub fn create(path: &Path, fps: f64, size: opencv::core::Size) -> Result<VideoFile> {
+        let fail = |reason: String| Error::Output { path: path.to_path_buf(), reason };
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let fourcc = video_fourcc(ext).ok_or_else(|| fail(format!("no video codec for '.{ext}'")))?;
+        let tmp = temp_beside(path, &format!(".{ext}")).map_err(fail)?.into_temp_path();
+        let tmp_str = tmp.to_str().ok_or_else(|| fail("the folder's path is not UTF-8".into()))?;
+        let writer = opencv::videoio::VideoWriter::new(tmp_str, fourcc, fps, size, true)?;
+        if !opencv::videoio::VideoWriterTraitConst::is_opened(&writer)? {
+            return Err(fail(format!("OpenCV cannot open a .{ext} video writer (codec missing?)")));
+        }
+        Ok(VideoFile { writer, tmp, path: path.to_path_buf() })
+    }
+
+    pub fn write(&mut self, frame: &Mat) -> Result<()> {
+        Ok(opencv::videoio::VideoWriterTrait::write(&mut self.writer, frame)?)
+    }
+
+    /// Closes the video and gives it its final name.
+    pub fn finish(mut self) -> Result<()> {
+        opencv::videoio::VideoWriterTrait::release(&mut self.writer)?;
+        let fail = |reason: String| Error::Output { path: self.path.clone(), reason };
+        self.tmp.persist(&self.path).map_err(|e| fail(e.error.to_string()))
+    }
 }
 
 /// Fails, with a message naming `--output`, unless a window can be opened: an X display that accepts
@@ -108,21 +164,41 @@ fn x_display_reachable(display: &str) -> bool {
     addrs.any(|a| TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok())
 }
 
-/// Shows `image` in a window titled "Classification" until a key is pressed or the window is closed.
-/// Call [`check_display`] first.
-pub fn show_window(image: &Mat) -> Result<()> {
+/// What the user did in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Any other key, or nothing within the wait.
+    Next,
+    /// `q` or Esc, or the window was closed: stop.
+    Quit,
+}
+
+/// Shows `image` in a window titled "Classification" (call [`check_display`] first). With `wait_ms` 0 it
+/// waits until a key is pressed or the window is closed, as the seed's `waitKey(0)`; otherwise at most that
+/// long (video).
+pub fn show(image: &Mat, wait_ms: i32) -> Result<Key> {
     // GUI_NORMAL: the image alone, without Qt's toolbar and status bar.
     let flags = highgui::WINDOW_AUTOSIZE | highgui::WINDOW_KEEPRATIO | highgui::WINDOW_GUI_NORMAL;
     highgui::named_window(WINDOW_TITLE, flags)?;
     highgui::imshow(WINDOW_TITLE, image)?;
+    let started = std::time::Instant::now();
     loop {
-        if highgui::wait_key(50)? >= 0 {
-            break;
+        let key = highgui::wait_key(if wait_ms == 0 { 50 } else { wait_ms.min(50) })?;
+        if key == 'q' as i32 || key == 27 {
+            return Ok(Key::Quit);
+        }
+        if key >= 0 {
+            return Ok(Key::Next);
         }
         if highgui::get_window_property(WINDOW_TITLE, highgui::WND_PROP_VISIBLE)? < 1.0 {
-            break;
+            return Ok(Key::Quit);
+        }
+        if wait_ms > 0 && started.elapsed().as_millis() >= wait_ms as u128 {
+            return Ok(Key::Next);
         }
     }
-    highgui::destroy_all_windows()?;
-    Ok(())
+}
+
+pub fn close_windows() -> Result<()> {
+    Ok(highgui::destroy_all_windows()?)
 }

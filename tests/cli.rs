@@ -108,10 +108,15 @@ fn default_model_is_vgg16_and_official_weights_come_from_torch_home() {
 }
 
 #[test]
-fn help_lists_every_model() {
+fn help_names_the_seed_models_and_weights_list_every_model() {
     let assert = classify_image().arg("--help").assert().success();
     let help = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    for m in ["vgg16", "vgg19", "inception", "densenet", "resnet", "efficientnet_lite0", "--output", "--weights"] {
+    for m in ["vgg16", "vgg19", "inception", "densenet", "resnet", "weights list", "--output", "--weights"] {
         assert!(help.contains(m), "--help lacks {m}");
+    }
+    let assert = classify_image().args(["weights", "list"]).assert().success();
+    let list = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    for m in classify_image::MODELS {
+        assert!(list.lines().any(|l| l.starts_with(&format!("{} ", m.name))), "weights list lacks {}", m.name);
     }
 }
