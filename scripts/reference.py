@@ -15,6 +15,9 @@
   reference.py export --out-dir DIR IMAGE...
       Writes what a user brings of their own: a fine-tuned 10-class ResNet-18 state dict (160x160 inputs) and
       a traced 7-class MobileNet V2 TorchScript file (128x128), each with labels and PyTorch's logits.
+  reference.py tv-inputs --model NAME --weights FILE --resize R --crop C --out-dir DIR IMAGE...
+      Applies torchvision's eval transform (shorter side to R, centre crop C) to each image and writes the
+      tensors (IMAGE.f32, raw float32) and the logits on them (logits.json).
   reference.py malicious --out FILE --marker PATH
       Writes a zip-container .pth whose pickle calls os.system("touch PATH") when torch.load runs it unsafely.
 """
@@ -176,6 +179,22 @@ def export(args):
     dump_logits(out("scripted.logits.json"), args.images, one_by_one(torch.jit.load(out("scripted_mobilenet_v2.pt")), photos))
 
 
+def tv_inputs(args):
+    """torchvision's own eval transform (PIL, antialiased bilinear resize of the shorter side, centre crop) on
+    each image: writes the tensors (raw float32, CHW) and the model's logits on them, for a parity test of
+    --preset torchvision on the same preprocessed tensor."""
+    from PIL import Image
+    from torchvision.transforms._presets import ImageClassification
+    _, mean, std = config.preset(args.model)
+    transform = ImageClassification(crop_size=args.crop, resize_size=args.resize, mean=mean, std=std)
+    tensors = torch.stack([transform(Image.open(p).convert("RGB")) for p in args.images])
+    os.makedirs(args.out_dir, exist_ok=True)
+    for p, t in zip(args.images, tensors):
+        t.contiguous().numpy().astype("<f4").tofile(os.path.join(args.out_dir, os.path.basename(p) + ".f32"))
+    model = classify_image.load_local_state_dict(CONSTRUCTORS[args.model](), args.weights).eval()
+    dump_logits(os.path.join(args.out_dir, "logits.json"), args.images, one_by_one(model, tensors))
+
+
 def write_labels(path, names):
     with open(path, "w") as f:
         f.write("".join(n + "\n" for n in names))
@@ -224,11 +243,20 @@ def main():
     e = sub.add_parser("export")
     e.add_argument("--out-dir", required=True)
     e.add_argument("images", nargs="+")
+    t = sub.add_parser("tv-inputs")
+    t.add_argument("--model", required=True, choices=list(CONSTRUCTORS))
+    t.add_argument("--weights", required=True)
+    t.add_argument("--resize", type=int, required=True)
+    t.add_argument("--crop", type=int, required=True)
+    t.add_argument("--out-dir", required=True)
+    t.add_argument("images", nargs="+")
     m = sub.add_parser("malicious")
     m.add_argument("--out", required=True)
     m.add_argument("--marker", required=True)
     args = ap.parse_args()
-    {"fixture": fixture, "logits": logits_cmd, "export": export, "malicious": malicious}[args.cmd](args)
+    commands = {"fixture": fixture, "logits": logits_cmd, "export": export, "tv-inputs": tv_inputs,
+                "malicious": malicious}
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

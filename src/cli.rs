@@ -2,7 +2,8 @@
 //! (`Request`). Everything that can be checked before the model loads is checked in `Opts::resolve`.
 use crate::report::Format;
 use clap::{builder::PossibleValuesParser, Parser, Subcommand};
-use classify_image::{error::Error, models, models::Preset, sink, weights::hub::Fetch, LabelSource, ModelId};
+use classify_image::models::{self, Preset, PresetKind};
+use classify_image::{error::Error, sink, weights::hub::Fetch, LabelSource, ModelId};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -45,7 +46,13 @@ pub struct Opts {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["weights", "model"])]
     torchscript: Option<PathBuf>,
 
-    /// Input size: the image is squashed to SIZE×SIZE [default: the model's, 224 for most]
+    /// How to prepare the image: seed (the original's squash to the model's size) or torchvision (shorter side
+    /// to 256, centre crop 224; Inception 342→299, ResNet-50 V2 232→224)
+    #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
+    preset: PresetArg,
+
+    /// Input size: the image is squashed (or, with --preset torchvision, cropped) to SIZE×SIZE
+    /// [default: the model's, 224 for most]
     #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(i64).range(16..=4096))]
     size: Option<i64>,
 
@@ -136,6 +143,12 @@ pub enum WeightsCommand {
         #[arg(value_parser = model_names(), hide_possible_values = true)]
         models: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PresetArg {
+    Seed,
+    Torchvision,
 }
 
 fn triple(arg: &str) -> Result<[f64; 3], String> {
@@ -251,18 +264,29 @@ impl Opts {
         if self.std.is_some_and(|s| s.contains(&0.0)) {
             return Err(Error::Usage("--std: a standard deviation of 0 would divide by zero".into()));
         }
+        let kind = match self.preset {
+            PresetArg::Seed => PresetKind::Seed,
+            PresetArg::Torchvision => PresetKind::Torchvision,
+        };
         let (model, model_name, base) = match self.torchscript {
             Some(path) => {
                 let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
-                (Model::TorchScript(path), name, models::SEED)
+                let base = match kind {
+                    PresetKind::Seed => models::SEED,
+                    PresetKind::Torchvision => Preset { resize: Some(256), ..models::SEED },
+                };
+                (Model::TorchScript(path), name, base)
             }
             None => {
                 let id = model_id(&self.model);
-                (Model::Zoo { id, weights: self.weights }, self.model, id.spec().preset)
+                (Model::Zoo { id, weights: self.weights }, self.model, id.spec().preset(kind))
             }
         };
+        // --size sets the crop; torchvision's resize keeps its ratio to the crop (256/224).
+        let size = self.size.unwrap_or(base.size);
         let preset = Preset {
-            size: self.size.unwrap_or(base.size),
+            size,
+            resize: base.resize.map(|r| r * size / base.size),
             mean: self.mean.unwrap_or(base.mean),
             std: self.std.unwrap_or(base.std),
         };

@@ -1,11 +1,17 @@
 //! Image in, input tensor out, with the seed's arithmetic to the bit (SPEC §2):
 //! BGR→RGB, squash to size×size (INTER_LINEAR), `float32 / 255`, then numpy's `image -= MEAN; image /= STD`,
 //! which computes in float64 (the lists are float64 arrays) and stores back to float32; HWC→CHW; batch of 1.
+//! With torchvision's preset the squash is replaced by its eval geometry: shorter side to `resize` with
+//! torchvision's antialiased bilinear filter (libtorch's, made to match PIL), then the centre crop.
 use crate::error::{Error, Result};
 use crate::models::Preset;
-use opencv::{core::Mat, imgcodecs, imgproc, prelude::*};
+use opencv::{
+    core::{Mat, Size},
+    imgcodecs, imgproc,
+    prelude::*,
+};
 use std::path::Path;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// Reads an image file as 8-bit BGR, as `cv2.imread` does. The bytes are read by Rust so that any path works
 /// and the error says why (missing, a folder, unreadable).
@@ -32,10 +38,15 @@ pub fn read_image(path: &Path) -> Result<Mat> {
 pub fn to_tensor(image: &Mat, preset: &Preset) -> Result<Tensor> {
     let mut rgb = Mat::default();
     imgproc::cvt_color_def(image, &mut rgb, imgproc::COLOR_BGR2RGB)?;
-    let size = preset.size as i32;
-    let mut resized = Mat::default();
-    imgproc::resize(&rgb, &mut resized, opencv::core::Size::new(size, size), 0.0, 0.0, imgproc::INTER_LINEAR)?;
-    let pixels = resized.data_bytes()?;
+    let pixels = match preset.resize {
+        None => {
+            let size = preset.size as i32;
+            let mut resized = Mat::default();
+            imgproc::resize(&rgb, &mut resized, Size::new(size, size), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+            resized.data_bytes()?.to_vec()
+        }
+        Some(short) => resize_and_crop(&rgb, short, preset.size)?,
+    };
     let values: Vec<f32> = pixels
         .iter()
         .enumerate()
@@ -48,4 +59,24 @@ pub fn to_tensor(image: &Mat, preset: &Preset) -> Result<Tensor> {
         .collect();
     let s = preset.size;
     Ok(Tensor::from_slice(&values).view([1, s, s, 3]).permute([0, 3, 1, 2]).contiguous())
+}
+
+/// torchvision's eval geometry on 8-bit RGB: the shorter side to `short` (the longer to
+/// `int(short * long / short_side)`) with the antialiased bilinear filter that torchvision uses to match PIL,
+/// rounded back to 8 bits as PIL does, then the centre `crop`×`crop` placed at `int(round((side - crop) / 2))`.
+fn resize_and_crop(rgb: &Mat, short: i64, crop: i64) -> Result<Vec<u8>> {
+    let (w, h) = (rgb.cols() as i64, rgb.rows() as i64);
+    let (nw, nh) = if w <= h { (short, short * h / w) } else { (short * w / h, short) };
+    if nw < crop || nh < crop {
+        return Err(crate::error::Error::Usage(format!(
+            "the resize to {short} leaves {nw}×{nh}, smaller than the {crop}×{crop} crop"
+        )));
+    }
+    let image = Tensor::from_slice(rgb.data_bytes()?).view([1, h, w, 3]).permute([0, 3, 1, 2]).to_kind(Kind::Float);
+    let resized = image.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?.round().clamp(0.0, 255.0);
+    // Python's round, ties to even, as torchvision's center_crop computes the offsets.
+    let offset = |side: i64| ((side - crop) as f64 / 2.0).round_ties_even() as i64;
+    let cropped = resized.narrow(2, offset(nh), crop).narrow(3, offset(nw), crop);
+    let hwc = cropped.squeeze_dim(0).permute([1, 2, 0]).contiguous().to_kind(Kind::Uint8);
+    Ok(Vec::<u8>::try_from(hwc.flatten(0, -1))?)
 }
