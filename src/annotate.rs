@@ -3,6 +3,10 @@ use crate::error::Result;
 use opencv::{core, imgproc, prelude::*};
 
 /// The text the seed draws: `"Label: {label}, {prob * 100:.2f}%"`, with the probability as a Python float.
+///
+/// ```
+/// assert_eq!(classify_image::annotate::caption("wreck", 0.99994), "Label: wreck, 99.99%");
+/// ```
 pub fn caption(label: &str, probability: f32) -> String {
     format!("Label: {label}, {:.2}%", probability as f64 * 100.0)
 }

@@ -30,8 +30,8 @@ pub fn load(req: &Request, report: &mut Reporter) -> Result<(Classifier, Labels)
     };
     report.info(&format!("loading {}...", req.model_name));
     let classifier = match &req.model {
-        Model::Zoo { id, .. } => Classifier::new(*id, &file, req.device)?.with_preset(req.preset),
-        Model::TorchScript(_) => Classifier::torchscript(&file, req.preset, req.device)?,
+        Model::Zoo { id, .. } => Classifier::with_precision(*id, &file, req.device, req.kind)?.with_preset(req.preset),
+        Model::TorchScript(_) => Classifier::torchscript(&file, req.preset, req.device, req.kind)?,
     };
     let labels = req.labels.load()?;
     labels.check_count(classifier.classes(), &req.labels.path())?;

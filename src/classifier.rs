@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 /// A network with its weights, on a device.
 ///
-/// ```no_run
+/// ```
 /// use classify_image::{Classifier, Labels, ModelId};
 /// let classifier = Classifier::official(ModelId::EfficientnetLite0, tch::Device::Cpu)?;
 /// let image = classify_image::preprocess::read_image("images/coffee.png".as_ref())?;
@@ -23,6 +23,8 @@ pub struct Classifier {
     net: Box<dyn Network>,
     preset: Preset,
     device: Device,
+    /// The floating-point type inputs are given in: Float, or Half after [`Classifier::half`].
+    kind: Kind,
 }
 
 /// One class and its softmax probability.
@@ -69,19 +71,27 @@ impl Classifier {
     /// Loads `model` with the weights in `weights` (`.pth`, `.pt` or `.safetensors`). The number of classes
     /// is the one in the file, so a fine-tuned classifier head loads as it is.
     pub fn new(model: ModelId, weights: &Path, device: Device) -> Result<Self> {
+        Self::with_precision(model, weights, device, Kind::Float)
+    }
+
+    /// [`Classifier::new`] with the parameters in `kind`: `Kind::Half` runs in float16 (`--half`), on CUDA
+    /// only, where it is fast.
+    pub fn with_precision(model: ModelId, weights: &Path, device: Device, kind: Kind) -> Result<Self> {
+        check_precision(device, kind)?;
         let spec = model.spec();
         let tensors = weights::read(weights)?;
         let net = spec
-            .build(Params::new(tensors, device))
+            .build(Params::new(tensors, device, kind))
             .map_err(|e| Error::weights(weights, format!("does not fit {}: it {}", spec.name, e.0)))?;
-        Ok(Classifier { net, preset: spec.preset, device })
+        Ok(Classifier { net, preset: spec.preset, device, kind })
     }
 
     /// Loads a TorchScript module (`torch.jit.trace` or `torch.jit.script` output) that maps a batch of images
     /// prepared as `preset` says to a batch of logits. One forward pass on a blank image checks that.
     ///
     /// A TorchScript file is a program, not just weights: load only files you trust.
-    pub fn torchscript(path: &Path, preset: Preset, device: Device) -> Result<Self> {
+    pub fn torchscript(path: &Path, preset: Preset, device: Device, kind: Kind) -> Result<Self> {
+        check_precision(device, kind)?;
         let fail = |reason: String| Error::weights(path, reason);
         if !weights::is_torchscript(path) {
             return Err(fail(
@@ -93,7 +103,8 @@ impl Classifier {
             fail(format!("libtorch cannot load it as TorchScript: {}", crate::error::first_line(&e.to_string())))
         })?;
         module.set_eval();
-        let blank = Tensor::zeros([1, 3, preset.size, preset.size], (Kind::Float, device));
+        module.to(device, kind, false);
+        let blank = Tensor::zeros([1, 3, preset.size, preset.size], (kind, device));
         let probe = {
             let _no_grad = tch::no_grad_guard();
             module.forward_ts(&[blank]).map_err(|e| {
@@ -105,7 +116,10 @@ impl Classifier {
             })?
         };
         match probe.size().as_slice() {
-            [1, classes] => Ok(Classifier { net: Box::new(Scripted { module, classes: *classes }), preset, device }),
+            [1, classes] => {
+                let net = Box::new(Scripted { module, classes: *classes });
+                Ok(Classifier { net, preset, device, kind })
+            }
             other => Err(fail(format!("returns shape {other:?} for one image; it must return [1, classes]"))),
         }
     }
@@ -140,8 +154,8 @@ impl Classifier {
     /// The network output for an input batch already prepared ([N, 3, H, W]), on the CPU.
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let _no_grad = tch::no_grad_guard();
-        let input = input.f_to_device(self.device)?;
-        Ok(self.net.forward(&input).f_to_device(Device::Cpu)?)
+        let input = input.f_to_device(self.device)?.f_to_kind(self.kind)?;
+        Ok(self.net.forward(&input).f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?)
     }
 
     /// Softmax probabilities of every class for one BGR image.
@@ -158,6 +172,17 @@ impl Classifier {
         let inputs = images.iter().map(|m| preprocess::to_tensor(m, &self.preset)).collect::<Result<Vec<_>>>()?;
         let logits = self.forward(&Tensor::f_cat(&inputs, 0)?)?;
         (0..images.len() as i64).map(|i| Scores::from_logits(&logits.f_narrow(0, i, 1)?)).collect()
+    }
+}
+
+fn check_precision(device: Device, kind: Kind) -> Result<()> {
+    match kind {
+        Kind::Float => Ok(()),
+        Kind::Half if device.is_cuda() => Ok(()),
+        Kind::Half => {
+            Err(Error::Usage("--half needs a CUDA device (float16 on the CPU is slow or unsupported)".into()))
+        }
+        other => Err(Error::Usage(format!("cannot run a network in {other:?}; use float32 or float16"))),
     }
 }
 

@@ -97,6 +97,10 @@ pub struct Opts {
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     device: String,
 
+    /// Run the network in float16 (CUDA only)
+    #[arg(long)]
+    half: bool,
+
     #[command(flatten)]
     pub network: NetworkOpts,
 }
@@ -124,6 +128,8 @@ pub enum Command {
     /// Manage weights files: list the models, download ahead of time, verify the cache
     #[command(subcommand)]
     Weights(WeightsCommand),
+    /// Show what libtorch sees: CUDA support in this build, GPUs
+    Devices,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +212,8 @@ pub struct Request {
     pub preset: Preset,
     pub labels: LabelSource,
     pub device: Device,
+    /// Float, or Half with --half.
+    pub kind: tch::Kind,
     pub sink: Sink,
     /// Show a window too (checked: a display is there).
     pub window: bool,
@@ -227,6 +235,11 @@ impl Request {
 impl Opts {
     pub fn resolve(self) -> Result<Request, Error> {
         let device = parse_device(&self.device)?;
+        if self.half && !device.is_cuda() {
+            return Err(Error::Usage(format!(
+                "--half needs a CUDA device, and this run is on {device:?}; drop --half or use --device cuda"
+            )));
+        }
         let source = match (self.video, self.camera) {
             (Some(video), _) => Source::Video(video),
             (None, Some(index)) => Source::Camera(index),
@@ -297,6 +310,7 @@ impl Opts {
             preset,
             labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
             device,
+            kind: if self.half { tch::Kind::Half } else { tch::Kind::Float },
             sink,
             window,
             top_k: self.top_k as usize,

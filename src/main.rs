@@ -24,6 +24,12 @@ fn main() {
     quiet_opencv();
     let result = match opts.command {
         Some(cli::Command::Weights(command)) => manage::run(command, opts.network.fetch()).map(|()| exit::OK),
+        Some(cli::Command::Devices) => {
+            println!("cuda hooks registered: {}", if tch::utils::has_cudart() { "yes" } else { "no" });
+            println!("cuda devices: {}", tch::Cuda::device_count());
+            println!("default device: {:?}", classify_image::config::default_device());
+            Ok(exit::OK)
+        }
         None => opts.resolve().map_err(anyhow::Error::from).and_then(app::run).map(|outcome| match outcome.failed {
             0 => exit::OK,
             _ => exit::FAILURE, // some inputs failed; each was reported

@@ -13,11 +13,13 @@ use tch::{nn::Module, Device, Kind, Tensor};
 pub struct Params {
     tensors: RefCell<NamedTensors>,
     device: Device,
+    /// The floating-point type the layers compute in (Float, or Half for `--half`).
+    kind: Kind,
 }
 
 impl Params {
-    pub fn new(tensors: NamedTensors, device: Device) -> Self {
-        Params { tensors: RefCell::new(tensors), device }
+    pub fn new(tensors: NamedTensors, device: Device, kind: Kind) -> Self {
+        Params { tensors: RefCell::new(tensors), device, kind }
     }
 
     pub fn root(&self) -> P<'_> {
@@ -72,7 +74,8 @@ impl<'a> P<'a> {
         self.sub(name).prefix
     }
 
-    /// Takes the float tensor `name`, whose shape must be `shape` (`-1` matches any size), onto the device.
+    /// Takes the float tensor `name`, whose shape must be `shape` (`-1` matches any size), onto the device, in
+    /// the network's floating-point type.
     pub fn take(&self, name: &str, shape: &[i64]) -> Result<Tensor, BuildError> {
         let key = self.key(name);
         let tensor = self.params.tensors.borrow_mut().remove(&key).ok_or_else(|| {
@@ -86,7 +89,7 @@ impl<'a> P<'a> {
         if !tensor.is_floating_point() {
             return Err(BuildError(format!("has `{key}` of type {:?} where the model needs floats", tensor.kind())));
         }
-        Ok(tensor.to_device(self.params.device).to_kind(Kind::Float).contiguous())
+        Ok(tensor.to_device(self.params.device).to_kind(self.params.kind).contiguous())
     }
 }
 
