@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo clippy --release --all-targets --quiet -- -D warnings
-cargo test --release
+cargo test --release --no-fail-fast
 # The library used from a program (examples/classify.rs) classifies for real.
 cargo run --release --quiet --example classify -- images/coffee.png | tee /dev/stderr | grep -q "coffee.png: espresso"
 # The `cuda` feature links libtorch's CUDA side into classify-image: its hooks must then be registered

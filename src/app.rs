@@ -43,6 +43,7 @@ pub fn load(req: &Request, report: &mut Reporter) -> Result<(Classifier, Labels)
 
 fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
     let seed = req.seed_mode();
+    // Before the model loads: a folder without images is a usage error, not an empty run.
     let inputs = inputs::expand(paths)?;
     // In the seed's case a bad image fails before the model loads, as everything else that can be checked.
     let first = if seed { Some(preprocess::read_image(&inputs[0].path)?) } else { None };

@@ -30,6 +30,15 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Input>> {
         if path.is_dir() {
             let mut found = Vec::new();
             walk(path, &mut found)?;
+            if found.is_empty() {
+                return Err(Error::Image {
+                    path: path.clone(),
+                    reason: format!(
+                        "the folder has no image files ({}); give an image or a folder of them",
+                        IMAGE_EXTENSIONS[..4].join(", ")
+                    ),
+                });
+            }
             found.sort();
             inputs.extend(found.into_iter().map(|p| {
                 let relative = p.strip_prefix(path).unwrap_or(&p).to_path_buf();

@@ -73,9 +73,21 @@ fn file_that_is_not_an_image() {
 }
 
 #[test]
-fn directory_as_image() {
+fn directory_without_images() {
     let c = Case::new();
-    c.fails(&["-i", s(c.dir.path()), "-m", "efficientnet_lite0"], 2, &["cannot read image", "directory"]);
+    let empty = c.path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "not an image").unwrap();
+    // A folder is several inputs: --output-dir, not --output.
+    let out = Command::cargo_bin("classify-image")
+        .unwrap()
+        .args(["-i", s(&empty), "-m", "efficientnet_lite0", "--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("has no image files") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]

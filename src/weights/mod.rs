@@ -2,8 +2,6 @@
 //! result is a map of named tensors that a model builder takes its parameters from.
 pub mod download;
 pub mod hub;
-pub mod pickle;
-pub mod pth;
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -25,14 +23,48 @@ pub fn read(path: &Path) -> Result<NamedTensors> {
     // it is mapped can fault (SIGBUS), as with any mmap reader (safetensors, libtorch).
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::weights(path, e))?;
     let data: &[u8] = &map;
-    let tensors = if pth::sniff(data) {
-        pth::read(data)
+    let tensors = if safe_pth::sniff(data) {
+        safe_pth::parse(data).and_then(to_tensors)
     } else if looks_like_safetensors(data) {
         read_safetensors(data)
     } else {
         Err("it is neither a torch.save checkpoint (.pth/.pt) nor a .safetensors file".to_string())
     };
     tensors.map_err(|reason| Error::weights(path, reason))
+}
+
+/// Makes tensors of what safe_pth parsed (and checked): one copy of each storage out of the mapped file, and
+/// a strided view of it per tensor.
+fn to_tensors(entries: Vec<safe_pth::TensorEntry>) -> Result<NamedTensors, String> {
+    use safe_pth::Dtype;
+    let mut storages: HashMap<String, Tensor> = HashMap::new();
+    let mut out = NamedTensors::new();
+    for e in entries {
+        let kind = match e.dtype {
+            Dtype::F32 => Kind::Float,
+            Dtype::F64 => Kind::Double,
+            Dtype::F16 => Kind::Half,
+            Dtype::BF16 => Kind::BFloat16,
+            Dtype::I64 => Kind::Int64,
+            Dtype::I32 => Kind::Int,
+            Dtype::I16 => Kind::Int16,
+            Dtype::I8 => Kind::Int8,
+            Dtype::U8 => Kind::Uint8,
+            Dtype::Bool => Kind::Bool,
+        };
+        let storage = match storages.get(&e.storage_key) {
+            Some(t) => t.shallow_clone(),
+            None => {
+                let numel = (e.storage.len() / e.dtype.size()) as i64;
+                let t = Tensor::f_from_data_size(e.storage, &[numel], kind).map_err(|err| err.to_string())?;
+                storages.insert(e.storage_key.clone(), t.shallow_clone());
+                t
+            }
+        };
+        let view = storage.f_as_strided(&e.size, &e.stride, Some(e.offset)).map_err(|err| err.to_string())?;
+        out.insert(e.name, view);
+    }
+    Ok(out)
 }
 
 /// Is this a TorchScript archive (`torch.jit.save`): a zip with the module's code and constants?

@@ -1,16 +1,58 @@
 //! `torch.save` files (`.pth`, `.pt`), read without Python and without libtorch's own reader (which cannot read
-//! state dicts, SPEC §5). Both containers:
+//! state dicts), and without executing anything: [`pickle`] runs only an allow-listed subset. Both containers:
 //! - zip (torch ≥ 1.6): `<name>/data.pkl` plus one stored entry per storage, `<name>/data/<key>`;
 //! - legacy (torch < 1.6, and every 2017 torchvision file): pickled magic number, protocol version and
 //!   system info, then the pickled object, the pickled list of storage keys, and the raw storages, each an
 //!   int64 element count followed by its bytes.
 //!
-//! Every size in the file is checked against the file's real length before it is used.
-use super::pickle::{self, StorageRef, TensorRef, Value};
-use super::NamedTensors;
+//! Every size in the file is checked against the file's real length before it is used, and every tensor view
+//! against its storage, so what [`parse`] returns can be turned into tensors without further checks.
+pub mod pickle;
+
+use pickle::{StorageRef, TensorRef, Value};
 use std::collections::HashMap;
 use std::io::Cursor;
-use tch::Tensor;
+
+/// Element types of tensor storages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F64 | Dtype::I64 => 8,
+            Dtype::F32 | Dtype::I32 => 4,
+            Dtype::F16 | Dtype::BF16 | Dtype::I16 => 2,
+            Dtype::I8 | Dtype::U8 | Dtype::Bool => 1,
+        }
+    }
+}
+
+/// One tensor of the state dict: a strided view of a storage's bytes, already checked to lie inside them.
+#[derive(Debug, Clone)]
+pub struct TensorEntry<'a> {
+    pub name: String,
+    pub dtype: Dtype,
+    /// Identifies the storage: tensors that share one have the same key.
+    pub storage_key: String,
+    /// The whole storage (little-endian elements), borrowed from the file.
+    pub storage: &'a [u8],
+    pub offset: i64,
+    pub size: Vec<i64>,
+    pub stride: Vec<i64>,
+}
 
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 const LEGACY_PROTOCOL: i64 = 1001;
@@ -25,8 +67,8 @@ fn is_legacy(data: &[u8]) -> bool {
     data.len() > 13 && data[0] == 0x80 && data[2] == 0x8a && data[3] == 10 && data[4..14] == LEGACY_MAGIC
 }
 
-/// Reads the tensors of a state dict. `Err` carries the reason, without the path.
-pub fn read(data: &[u8]) -> Result<NamedTensors, String> {
+/// Parses a state dict's tensors, in file order. `Err` carries the reason, for a message that names the file.
+pub fn parse(data: &[u8]) -> Result<Vec<TensorEntry<'_>>, String> {
     if data.starts_with(b"PK\x03\x04") {
         read_zip(data)
     } else if is_legacy(data) {
@@ -38,7 +80,7 @@ pub fn read(data: &[u8]) -> Result<NamedTensors, String> {
     }
 }
 
-fn read_zip(data: &[u8]) -> Result<NamedTensors, String> {
+fn read_zip(data: &[u8]) -> Result<Vec<TensorEntry<'_>>, String> {
     let mut archive = zip::ZipArchive::new(Cursor::new(data))
         .map_err(|e| format!("its zip archive is corrupt or truncated ({e}); download the file again"))?;
     let pkl = archive
@@ -57,7 +99,7 @@ fn read_zip(data: &[u8]) -> Result<NamedTensors, String> {
     let (root, _) = pickle::load(pickle_bytes)?;
     let refs = state_dict(&root)?;
 
-    let mut storages: HashMap<String, Tensor> = HashMap::new();
+    let mut storages: HashMap<String, &[u8]> = HashMap::new();
     for (_, tensor) in &refs {
         let s = &tensor.storage;
         if storages.contains_key(&s.key) {
@@ -65,7 +107,7 @@ fn read_zip(data: &[u8]) -> Result<NamedTensors, String> {
         }
         let name = format!("{prefix}data/{}", s.key);
         let bytes = stored_entry(&mut archive, data, &name)?.ok_or_else(|| format!("its archive lacks {name}"))?;
-        storages.insert(s.key.clone(), storage_tensor(s, bytes)?);
+        storages.insert(s.key.clone(), check_storage(s, bytes)?);
     }
     build(refs, &storages)
 }
@@ -92,7 +134,7 @@ fn stored_entry<'a>(
     Ok(Some(&data[start..end]))
 }
 
-fn read_legacy(data: &[u8]) -> Result<NamedTensors, String> {
+fn read_legacy(data: &[u8]) -> Result<Vec<TensorEntry<'_>>, String> {
     let mut pos = 0;
     let mut next = |what: &str| -> Result<Value, String> {
         let (value, used) = pickle::load(&data[pos..]).map_err(|e| format!("{e} (in its {what})"))?;
@@ -132,7 +174,7 @@ fn read_legacy(data: &[u8]) -> Result<NamedTensors, String> {
         let len = byte_len(storage).ok_or_else(|| truncated_storage(key))?;
         let bytes = data.get(pos..pos.saturating_add(len)).ok_or_else(|| truncated_storage(key))?;
         pos += len;
-        storages.insert(key.clone(), storage_tensor(storage, bytes)?);
+        storages.insert(key.clone(), check_storage(storage, bytes)?);
     }
     build(refs, &storages)
 }
@@ -142,7 +184,7 @@ fn truncated_storage(key: &str) -> String {
 }
 
 fn byte_len(storage: &StorageRef) -> Option<usize> {
-    usize::try_from(storage.numel).ok()?.checked_mul(storage.kind.elt_size_in_bytes())
+    usize::try_from(storage.numel).ok()?.checked_mul(storage.kind.size())
 }
 
 /// The state dict's (name, tensor) pairs, in file order. Accepts a bare state dict, or a training checkpoint
@@ -165,7 +207,7 @@ fn state_dict(root: &Value) -> Result<Vec<(String, TensorRef)>, String> {
     }
 }
 
-fn storage_tensor(storage: &StorageRef, bytes: &[u8]) -> Result<Tensor, String> {
+fn check_storage<'a>(storage: &StorageRef, bytes: &'a [u8]) -> Result<&'a [u8], String> {
     if Some(bytes.len()) != byte_len(storage) {
         return Err(format!(
             "its storage {} has {} bytes but should have {} elements of {:?} (truncated or corrupt)",
@@ -175,20 +217,30 @@ fn storage_tensor(storage: &StorageRef, bytes: &[u8]) -> Result<Tensor, String> 
             storage.kind
         ));
     }
-    Tensor::f_from_data_size(bytes, &[storage.numel], storage.kind).map_err(|e| e.to_string())
+    Ok(bytes)
 }
 
-fn build(refs: Vec<(String, TensorRef)>, storages: &HashMap<String, Tensor>) -> Result<NamedTensors, String> {
-    let mut out = NamedTensors::new();
-    for (name, t) in refs {
-        let storage = storages
-            .get(&t.storage.key)
-            .ok_or_else(|| format!("its tensor {name} refers to storage {} that the file lacks", t.storage.key))?;
-        check_view(&name, &t)?;
-        let view = storage.f_as_strided(&t.size, &t.stride, Some(t.offset)).map_err(|e| e.to_string())?;
-        out.insert(name, view);
-    }
-    Ok(out)
+fn build<'a>(
+    refs: Vec<(String, TensorRef)>,
+    storages: &HashMap<String, &'a [u8]>,
+) -> Result<Vec<TensorEntry<'a>>, String> {
+    refs.into_iter()
+        .map(|(name, t)| {
+            let storage = storages
+                .get(&t.storage.key)
+                .ok_or_else(|| format!("its tensor {name} refers to storage {} that the file lacks", t.storage.key))?;
+            check_view(&name, &t)?;
+            Ok(TensorEntry {
+                name,
+                dtype: t.storage.kind,
+                storage_key: t.storage.key,
+                storage,
+                offset: t.offset,
+                size: t.size,
+                stride: t.stride,
+            })
+        })
+        .collect()
 }
 
 /// A strided view must stay inside its storage: this is where a hostile size or stride is caught.

@@ -6,9 +6,9 @@
 //! those entries, and does so by building plain data. Every length is checked against the input before anything
 //! is allocated, nesting is bounded, and containers are shared (`Rc`), so no input can make it allocate without
 //! bound, recurse deeply, or panic.
+use crate::Dtype;
 use std::collections::HashMap;
 use std::rc::Rc;
-use tch::Kind;
 
 /// How deep containers may nest. A state dict needs 4 or 5 levels.
 const MAX_DEPTH: u32 = 64;
@@ -19,7 +19,7 @@ pub enum Global {
     RebuildTensor,
     RebuildTensorV2,
     RebuildParameter,
-    Storage(Kind),
+    Storage(Dtype),
 }
 
 impl Global {
@@ -46,18 +46,18 @@ fn refusal(module: &str, name: &str) -> String {
     )
 }
 
-fn storage_kind(name: &str) -> Option<Kind> {
+fn storage_kind(name: &str) -> Option<Dtype> {
     Some(match name {
-        "FloatStorage" => Kind::Float,
-        "DoubleStorage" => Kind::Double,
-        "HalfStorage" => Kind::Half,
-        "BFloat16Storage" => Kind::BFloat16,
-        "LongStorage" => Kind::Int64,
-        "IntStorage" => Kind::Int,
-        "ShortStorage" => Kind::Int16,
-        "CharStorage" => Kind::Int8,
-        "ByteStorage" => Kind::Uint8,
-        "BoolStorage" => Kind::Bool,
+        "FloatStorage" => Dtype::F32,
+        "DoubleStorage" => Dtype::F64,
+        "HalfStorage" => Dtype::F16,
+        "BFloat16Storage" => Dtype::BF16,
+        "LongStorage" => Dtype::I64,
+        "IntStorage" => Dtype::I32,
+        "ShortStorage" => Dtype::I16,
+        "CharStorage" => Dtype::I8,
+        "ByteStorage" => Dtype::U8,
+        "BoolStorage" => Dtype::Bool,
         _ => return None,
     })
 }
@@ -66,7 +66,7 @@ fn storage_kind(name: &str) -> Option<Kind> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageRef {
     pub key: String,
-    pub kind: Kind,
+    pub kind: Dtype,
     pub numel: i64,
 }
 
