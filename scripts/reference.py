@@ -19,7 +19,8 @@
       Applies torchvision's eval transform (shorter side to R, centre crop C) to each image and writes the
       tensors (IMAGE.f32, raw float32) and the logits on them (logits.json).
   reference.py malicious --out FILE --marker PATH
-      Writes a zip-container .pth whose pickle calls os.system("touch PATH") when torch.load runs it unsafely.
+      Writes a zip-container .pth whose pickle creates PATH when torch.load runs it unsafely, through
+      os.system (default), builtins.eval, builtins.exec, subprocess, or a custom class's __setstate__ (--how).
 """
 import argparse
 import copy
@@ -215,15 +216,38 @@ def logits_cmd(args):
 
 
 class Payload:
-    def __init__(self, marker):
-        self.marker = marker
+    """Pickles as a call that touches the marker file when an unsafe loader runs it."""
+    def __init__(self, marker, how):
+        self.marker, self.how = marker, how
 
     def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+        import builtins
+        import subprocess
+        touch = f"open({self.marker!r}, 'w').close()"
+        return {
+            "os.system": (os.system, (f"touch {self.marker}",)),
+            "builtins.eval": (builtins.eval, (touch,)),
+            "builtins.exec": (builtins.exec, (touch,)),
+            "subprocess": (subprocess.check_call, (["touch", self.marker],)),
+        }[self.how]
+
+
+class Custom:
+    """An instance of a class of the file's own (a __setstate__ gadget): pickled as GLOBAL __main__.Custom."""
+    def __setstate__(self, state):
+        open(state, "w").close()
+
+    def __getstate__(self):
+        return self.marker
 
 
 def malicious(args):
-    torch.save({"features.0.weight": torch.zeros(1), "evil": Payload(args.marker)}, args.out)
+    if args.how == "custom-class":
+        payload = Custom()
+        payload.marker = args.marker
+    else:
+        payload = Payload(args.marker, args.how)
+    torch.save({"features.0.weight": torch.zeros(1), "evil": payload}, args.out)
 
 
 def main():
@@ -253,6 +277,8 @@ def main():
     m = sub.add_parser("malicious")
     m.add_argument("--out", required=True)
     m.add_argument("--marker", required=True)
+    m.add_argument("--how", default="os.system", choices=["os.system", "builtins.eval", "builtins.exec", "subprocess",
+                                                           "custom-class"])
     args = ap.parse_args()
     commands = {"fixture": fixture, "logits": logits_cmd, "export": export, "tv-inputs": tv_inputs,
                 "malicious": malicious}

@@ -8,6 +8,7 @@ pub mod annotate;
 mod classifier;
 pub mod config;
 pub mod error;
+mod imagesize;
 pub mod inputs;
 pub mod labels;
 pub mod models;

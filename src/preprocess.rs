@@ -13,25 +13,71 @@ use opencv::{
 use std::path::Path;
 use tch::{Kind, Tensor};
 
-/// Reads an image file as 8-bit BGR, as `cv2.imread` does. The bytes are read by Rust so that any path works
-/// and the error says why (missing, a folder, unreadable).
+/// The largest image decoded: 100 Mpixels (300 MB as 8-bit BGR), far above any camera's.
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// Reads an image file as 8-bit BGR, as `cv2.imread` does: grayscale, alpha and 16-bit images are converted.
+/// The bytes are read by Rust so that any path works and the error says why (missing, a folder, unreadable),
+/// and the declared size is checked against [`MAX_PIXELS`] before anything is decoded.
 pub fn read_image(path: &Path) -> Result<Mat> {
     let fail = |reason: String| Error::Image { path: path.to_path_buf(), reason };
     if path.is_dir() {
         return Err(fail("it is a directory; give an image file".into()));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("{e}; check the path")))?;
+    decode(&bytes).map_err(fail)
+}
+
+/// [`read_image`] on bytes already in memory; the error is the reason alone.
+pub fn decode(bytes: &[u8]) -> std::result::Result<Mat, String> {
     if bytes.is_empty() {
-        return Err(fail("the file is empty".into()));
+        return Err("the file is empty".into());
     }
-    let buf = Mat::from_slice(&bytes)?;
-    let image = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR)?;
+    use crate::imagesize::{sniff, Format};
+    let dims = match sniff(bytes) {
+        None => {
+            return Err("it is not a PNG, JPEG, BMP, TIFF, WebP or PNM image (other formats are not decoded)".into());
+        }
+        Some((Format::Pnm, None)) => return Err("its PNM header is malformed".into()),
+        Some((_, dims)) => dims,
+    };
+    if let Some((w, h)) = dims {
+        let pixels = w.saturating_mul(h);
+        if pixels > MAX_PIXELS {
+            return Err(format!(
+                "it declares {w}×{h} pixels, more than the {} Mpixel limit; scale it down first",
+                MAX_PIXELS / 1_000_000
+            ));
+        }
+    }
+    let undecodable = "OpenCV cannot decode it (not an image, or truncated); give a PNG, JPEG, BMP, TIFF or WebP file";
+    let buf = Mat::from_slice(bytes).map_err(|e| e.to_string())?;
+    // IMREAD_COLOR: always 8-bit, 3 channels (gray is expanded, alpha dropped, 16-bit scaled down).
+    let image =
+        without_stderr(|| imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR)).map_err(|_| undecodable.to_string())?;
     if image.empty() {
-        return Err(fail(
-            "OpenCV cannot decode it (not an image, or truncated); give a PNG, JPEG, BMP, TIFF or WebP file".into(),
-        ));
+        return Err(undecodable.into());
     }
     Ok(image)
+}
+
+/// Runs `f` with the process's stderr pointed at /dev/null: libpng and libjpeg print their own warnings and
+/// errors there ("libpng error: PNG input buffer is incomplete", "Corrupt JPEG data: …"), which would break our
+/// one-line messages; ours already says what went wrong.
+fn without_stderr<T>(f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else { return f() };
+    // SAFETY: plain descriptor calls on fd 2 and on descriptors we own; the saved copy is restored and closed.
+    let saved = unsafe { libc::dup(2) };
+    if saved < 0 || unsafe { libc::dup2(null.as_raw_fd(), 2) } < 0 {
+        return f();
+    }
+    let result = f();
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    result
 }
 
 /// The model's input for one BGR image: a float tensor of shape [1, 3, size, size].

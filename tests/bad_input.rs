@@ -1,12 +1,32 @@
-//! Bad input: each case gives a clear one-line error naming the thing, a non-zero exit code, and writes nothing.
+//! The bad-input matrix: every case asserts the exit code, a clear one-line message naming the thing, and
+//! that nothing was written (no output file; the working folder unchanged). Images OpenCV can read but that
+//! are not 8-bit BGR (gray, alpha, 16-bit) are converted, not refused.
 mod common;
 
 use assert_cmd::Command;
-use common::{fixture, image, python};
+use common::{fixture, image, python, real_lite0_weights};
 use std::path::{Path, PathBuf};
 
+/// A scratch folder, an empty TORCH_HOME, offline (no test reaches for the real download.pytorch.org), no display.
 struct Case {
     dir: tempfile::TempDir,
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            all.extend(listing(&e.path()));
+        }
+        all.push((e.path(), if m.is_dir() { 0 } else { m.len() }));
+    }
+    all.sort();
+    all
 }
 
 impl Case {
@@ -18,67 +38,79 @@ impl Case {
         self.dir.path().join(name)
     }
 
-    /// Runs classify-image with `args` plus `-o <dir>/out.png`, an empty TORCH_HOME, offline (no test reaches
-    /// for the real download.pytorch.org), and no display; checks the
-    /// exit code, that stderr is one line containing every `needle`, and that out.png was not written.
-    fn fails(&self, args: &[&str], code: i32, needles: &[&str]) -> String {
-        let out_png = self.path("out.png");
-        let before = listing(self.dir.path());
-        let out = Command::cargo_bin("classify-image")
+    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn run(&self, args: &[&str], output: Option<&Path>) -> std::process::Output {
+        let default_out = self.path("out.png");
+        Command::cargo_bin("classify-image")
             .unwrap()
             .args(args)
             .arg("-o")
-            .arg(&out_png)
+            .arg(output.unwrap_or(&default_out))
             .env("TORCH_HOME", self.path("torch-home"))
             .env("CLASSIFY_IMAGE_OFFLINE", "1")
             .env_remove("DISPLAY")
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `args` (plus `-o out.png`) must fail with `code`, one line on stderr containing every needle, and write
+    /// nothing.
+    fn fails(&self, args: &[&str], code: i32, needles: &[&str]) -> String {
+        self.fails_writing(args, None, code, needles)
+    }
+
+    fn fails_writing(&self, args: &[&str], output: Option<&Path>, code: i32, needles: &[&str]) -> String {
+        let before = listing(self.dir.path());
+        let out = self.run(args, output);
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(code), "args {args:?}: stderr {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "one line, got: {stderr}");
+        let errors: Vec<&str> = stderr.lines().collect();
+        assert_eq!(errors.len(), 1, "one line, got: {stderr}");
         for needle in needles {
-            assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
+            assert!(errors[0].contains(needle), "{:?} lacks {needle:?}", errors[0]);
         }
-        assert!(!out_png.exists(), "nothing may be written");
+        assert!(!self.path("out.png").exists(), "nothing may be written");
         assert_eq!(listing(self.dir.path()), before, "no file appears or changes");
         stderr
     }
+
+    /// `args` must classify and write the annotated image.
+    fn converts(&self, args: &[&str]) {
+        let out = self.run(args, None);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 9);
+        assert!(self.path("out.png").is_file());
+    }
 }
 
-fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
-    let mut all: Vec<(PathBuf, u64)> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).map(|e| (e.path(), e.metadata().unwrap().len())).collect();
-    all.sort();
-    all
+const LITE: [&str; 2] = ["-m", "efficientnet_lite0"];
+
+fn with_image<'a>(image: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-i", s(image)];
+    args.extend_from_slice(rest);
+    args
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+// ---- images ----
 
 #[test]
 fn missing_image() {
     let c = Case::new();
     let missing = c.path("nope.jpg");
-    c.fails(&["-i", s(&missing), "-m", "efficientnet_lite0"], 2, &["cannot read image", s(&missing), "No such file"]);
+    c.fails(&with_image(&missing, &LITE), 2, &["cannot read image", s(&missing), "No such file"]);
 }
 
 #[test]
-fn file_that_is_not_an_image() {
-    let c = Case::new();
-    let text = c.path("notes.jpg");
-    std::fs::write(&text, "this is not a JPEG\n").unwrap();
-    c.fails(&["-i", s(&text), "-m", "efficientnet_lite0"], 2, &["cannot read image", s(&text), "cannot decode"]);
-}
-
-#[test]
-fn directory_without_images() {
+fn folder_without_images() {
     let c = Case::new();
     let empty = c.path("empty");
     std::fs::create_dir(&empty).unwrap();
     std::fs::write(empty.join("notes.txt"), "not an image").unwrap();
-    // A folder is several inputs: --output-dir, not --output.
     let out = Command::cargo_bin("classify-image")
         .unwrap()
         .args(["-i", s(&empty), "-m", "efficientnet_lite0", "--format", "json"])
@@ -91,118 +123,317 @@ fn directory_without_images() {
 }
 
 #[test]
-fn unknown_model() {
+fn empty_file() {
     let c = Case::new();
-    let img = image("coffee.png");
-    c.fails(&["-i", s(&img), "-m", "alexnet"], 2, &["'alexnet'", "--model", "vgg16", "efficientnet_lite0"]);
+    let empty = c.file("empty.png", b"");
+    c.fails(&with_image(&empty, &LITE), 2, &[s(&empty), "empty"]);
 }
 
 #[test]
-fn missing_weights_names_the_expected_path_and_the_url() {
+fn text_file_named_jpg() {
+    let c = Case::new();
+    let text = c.file("notes.jpg", b"this is not a JPEG\n");
+    c.fails(&with_image(&text, &LITE), 2, &["cannot read image", s(&text), "not a PNG, JPEG"]);
+}
+
+/// Found by fuzzing: Debian's OpenCV 4.6 aborts the process on this PPM; it must never reach the decoder.
+#[test]
+fn malformed_ppm_that_aborted_opencv() {
+    let c = Case::new();
+    let crash = common::root().join("fuzz/regressions/image/ppm-abort-opencv-4.6");
+    let ppm = c.file("crash.ppm", &std::fs::read(crash).unwrap());
+    c.fails(&with_image(&ppm, &LITE), 2, &[s(&ppm), "PNM header is malformed"]);
+}
+
+#[test]
+fn truncated_jpeg_and_png() {
+    let c = Case::new();
+    for name in ["orange.jpg", "coffee.png"] {
+        let bytes = std::fs::read(image(name)).unwrap();
+        let cut = c.file(&format!("cut-{name}"), &bytes[..300]);
+        c.fails(&with_image(&cut, &LITE), 2, &[s(&cut), "cannot decode"]);
+    }
+}
+
+/// A PNG whose header declares 20000×20000 (1.2 GB decoded): refused before decoding.
+#[test]
+fn very_large_image_is_refused_before_decoding() {
+    let c = Case::new();
+    let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    png.extend(20000u32.to_be_bytes());
+    png.extend(20000u32.to_be_bytes());
+    png.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let big = c.file("big.png", &png);
+    c.fails(&with_image(&big, &LITE), 2, &[s(&big), "20000×20000", "Mpixel limit"]);
+}
+
+fn write_png(path: &Path, mat: &opencv::core::Mat) {
+    assert!(opencv::imgcodecs::imwrite(s(path), mat, &opencv::core::Vector::new()).unwrap());
+}
+
+#[test]
+fn gray_alpha_16_bit_and_tiny_images_are_converted() {
+    use opencv::{core, imgcodecs, prelude::*};
+    let c = Case::new();
+    let photo = imgcodecs::imread(s(&image("coffee.png")), imgcodecs::IMREAD_COLOR).unwrap();
+    let gray = imgcodecs::imread(s(&image("coffee.png")), imgcodecs::IMREAD_GRAYSCALE).unwrap();
+    let mut rgba = core::Mat::default();
+    opencv::imgproc::cvt_color_def(&photo, &mut rgba, opencv::imgproc::COLOR_BGR2BGRA).unwrap();
+    let mut deep = core::Mat::default();
+    photo.convert_to(&mut deep, core::CV_16UC3, 257.0, 0.0).unwrap();
+    let one = core::Mat::new_rows_cols_with_default(1, 1, core::CV_8UC3, core::Scalar::all(128.0)).unwrap();
+    for (name, mat) in [("gray.png", &gray), ("rgba.png", &rgba), ("deep16.png", &deep), ("one.png", &one)] {
+        let p = c.path(name);
+        write_png(&p, mat);
+        c.converts(&with_image(&p, &LITE));
+        std::fs::remove_file(c.path("out.png")).unwrap();
+    }
+}
+
+#[test]
+fn path_with_spaces_and_unicode() {
+    let c = Case::new();
+    let p = c.path("café photos — été 2026.png");
+    std::fs::copy(image("coffee.png"), &p).unwrap();
+    c.converts(&with_image(&p, &LITE));
+}
+
+// ---- arguments ----
+
+#[test]
+fn unknown_model() {
     let c = Case::new();
     let img = image("coffee.png");
-    let expected = c.path("torch-home/hub/checkpoints/resnet50-0676ba61.pth");
-    c.fails(
-        &["-i", s(&img), "-m", "resnet"],
-        3,
-        &[
-            "no weights for resnet",
-            s(&expected),
-            "https://download.pytorch.org/models/resnet50-0676ba61.pth",
-            "offline",
-            "--weights",
-        ],
+    c.fails(&with_image(&img, &["-m", "alexnet"]), 2, &["'alexnet'", "--model", "vgg16", "efficientnet_lite0"]);
+}
+
+#[test]
+fn top_k_zero_and_too_large() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    c.fails(&with_image(&img, &["-m", "efficientnet_lite0", "-k", "0"]), 2, &["--top-k", "0"]);
+    c.fails(&with_image(&img, &["-m", "efficientnet_lite0", "-k", "5000"]), 2, &["--top-k 5000", "1000 classes"]);
+}
+
+// ---- outputs ----
+
+#[test]
+fn output_in_a_missing_folder() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let out = c.path("no/such/dir/out.png");
+    c.fails_writing(&with_image(&img, &LITE), Some(&out), 2, &["--output", "does not exist"]);
+}
+
+#[test]
+fn unwritable_output() {
+    // /proc accepts no new files, even for root.
+    let c = Case::new();
+    let img = image("coffee.png");
+    c.fails_writing(
+        &with_image(&img, &LITE),
+        Some(Path::new("/proc/annotated.png")),
+        1,
+        &["cannot write", "/proc/annotated.png"],
     );
 }
 
 #[test]
-fn missing_weights_file() {
+fn output_equal_to_the_input() {
     let c = Case::new();
-    let img = image("coffee.png");
-    let missing = c.path("missing.pth");
-    c.fails(&["-i", s(&img), "-m", "resnet", "--weights", s(&missing)], 3, &[s(&missing), "--weights"]);
+    let img = c.path("photo.png");
+    std::fs::copy(image("coffee.png"), &img).unwrap();
+    let before = std::fs::read(&img).unwrap();
+    c.fails_writing(&with_image(&img, &LITE), Some(&img), 2, &["never overwritten", "--output"]);
+    assert_eq!(std::fs::read(&img).unwrap(), before);
 }
 
 #[test]
-fn truncated_pth_in_both_containers() {
-    let fx = fixture("resnet");
-    for (name, source) in [("zip", &fx.zip), ("legacy", &fx.legacy)] {
-        let c = Case::new();
-        let truncated = c.path(&format!("truncated-{name}.pth"));
-        let bytes = std::fs::read(source).unwrap();
-        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-        let img = image("coffee.png");
-        let err = c.fails(&["-i", s(&img), "-m", "resnet", "--weights", s(&truncated)], 3, &[s(&truncated)]);
-        eprintln!("{name}: {err}");
-    }
-}
-
-#[test]
-fn pth_of_another_architecture() {
+fn unsupported_output_extension() {
     let c = Case::new();
     let img = image("coffee.png");
-    let resnet = fixture("resnet").zip;
-    c.fails(&["-i", s(&img), "-m", "vgg16", "--weights", s(&resnet)], 3, &["does not fit vgg16", "features.0.weight"]);
-    let lite = common::real_lite0_weights();
-    c.fails(&["-i", s(&img), "-m", "resnet", "--weights", s(&lite)], 3, &["does not fit resnet"]);
-}
-
-#[test]
-fn malicious_pickle_is_refused_without_running_it() {
-    let c = Case::new();
-    let evil = c.path("evil.pth");
-    let marker = c.path("pwned");
-    let made = python()
-        .args(["scripts/reference.py", "malicious", "--out", s(&evil), "--marker", s(&marker)])
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let img = image("coffee.png");
-    c.fails(&["-i", s(&img), "-m", "resnet", "--weights", s(&evil)], 3, &[s(&evil), "posix.system", "refused"]);
-    assert!(!marker.exists(), "the payload ran");
-
-    // The payload is real: Python's unsafe torch.load runs it.
-    let ran = python()
-        .args(["-c", "import sys, torch; torch.load(sys.argv[1], weights_only=False)", s(&evil)])
-        .status()
-        .unwrap();
-    assert!(ran.success());
-    assert!(marker.exists(), "the fixture's payload should run under an unsafe loader");
-}
-
-#[test]
-fn output_with_unknown_extension_missing_folder_or_equal_to_input() {
-    let c = Case::new();
-    let img = image("coffee.png");
-    for (output, needle) in [
-        (c.path("out.xyz"), "encoder"),
-        (c.path("no/such/dir/out.png"), "does not exist"),
-        (img.clone(), "never overwritten"),
-    ] {
-        let before = std::fs::read(&img).unwrap();
-        let out = Command::cargo_bin("classify-image")
-            .unwrap()
-            .args(["-i", s(&img), "-m", "efficientnet_lite0", "-o", s(&output)])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(needle) && stderr.contains("--output"), "{stderr}");
-        assert!(!output.exists() || output == img);
-        assert_eq!(std::fs::read(&img).unwrap(), before, "the input is untouched");
-    }
+    c.fails_writing(&with_image(&img, &LITE), Some(&c.path("out.xyz")), 2, &["'xyz'", ".png or .jpg"]);
 }
 
 #[test]
 fn label_file_with_the_wrong_number_of_lines() {
     let c = Case::new();
-    let labels = c.path("labels.txt");
-    std::fs::write(&labels, "cat\ndog\n").unwrap();
+    let labels = c.file("labels.txt", b"cat\ndog\n");
     let img = image("coffee.png");
     c.fails(
-        &["-i", s(&img), "-m", "efficientnet_lite0", "--labels", s(&labels)],
+        &with_image(&img, &["-m", "efficientnet_lite0", "--labels", s(&labels)]),
         2,
         &[s(&labels), "2 labels", "1000 classes"],
+    );
+}
+
+// ---- weights ----
+
+#[test]
+fn missing_weights_name_the_expected_path_and_the_url() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let expected = c.path("torch-home/hub/checkpoints/resnet50-0676ba61.pth");
+    c.fails(
+        &with_image(&img, &["-m", "resnet"]),
+        3,
+        &[
+            "no weights for resnet",
+            s(&expected),
+            "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+            "--weights",
+        ],
+    );
+    let missing = c.path("missing.pth");
+    c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&missing)]), 3, &[s(&missing), "--weights"]);
+}
+
+#[test]
+fn weights_of_another_architecture() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let resnet = fixture("resnet").zip;
+    c.fails(
+        &with_image(&img, &["-m", "vgg16", "--weights", s(&resnet)]),
+        3,
+        &["does not fit vgg16", "features.0.weight"],
+    );
+    let lite = real_lite0_weights();
+    c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&lite)]), 3, &["does not fit resnet"]);
+}
+
+#[test]
+fn truncated_pth_in_both_containers() {
+    let fx = fixture("resnet");
+    let c = Case::new();
+    let img = image("coffee.png");
+    for (name, source) in [("zip", &fx.zip), ("legacy", &fx.legacy)] {
+        let bytes = std::fs::read(source).unwrap();
+        let cut = c.file(&format!("cut-{name}.pth"), &bytes[..bytes.len() / 2]);
+        c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&cut)]), 3, &[s(&cut)]);
+    }
+}
+
+/// Rewrites a zip-container .pth with one storage entry replaced.
+fn patch_storage(source: &Path, dest: &Path, replace: impl Fn(&str, &[u8]) -> Option<Vec<u8>>) {
+    let status = python()
+        .args([
+            "-c",
+            "import sys, zipfile\nsrc, dst, name, data = sys.argv[1:5]\nwith zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, 'w', zipfile.ZIP_STORED) as b:\n    for i in a.infolist():\n        b.writestr(i, open(data, 'rb').read() if i.filename.endswith(name) else a.read(i))",
+        ])
+        .arg(source)
+        .arg(dest)
+        .arg("/data/0")
+        .arg({
+            let bytes = replace("0", &[]).unwrap();
+            let p = dest.with_extension("storage");
+            std::fs::write(&p, bytes).unwrap();
+            p
+        })
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_file(dest.with_extension("storage")).unwrap();
+}
+
+#[test]
+fn pth_whose_tensor_sizes_exceed_the_file() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let small = c.path("small-storage.pth");
+    patch_storage(&fixture("resnet").zip, &small, |_, _| Some(vec![0u8; 16]));
+    c.fails(
+        &with_image(&img, &["-m", "resnet", "--weights", s(&small)]),
+        3,
+        &[s(&small), "has 16 bytes but should have"],
+    );
+}
+
+#[test]
+fn zip_with_a_huge_declared_size() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let mut bytes = std::fs::read(fixture("resnet").zip).unwrap();
+    // Every central-directory entry (PK\1\2) declares 0xfffffff0 bytes, compressed and not.
+    let mut at = 0;
+    while let Some(i) = bytes[at..].windows(4).position(|w| w == b"PK\x01\x02") {
+        let h = at + i;
+        bytes[h + 20..h + 28].copy_from_slice(&[0xf0, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff, 0xff]);
+        at = h + 4;
+    }
+    let huge = c.file("huge.pth", &bytes);
+    c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&huge)]), 3, &[s(&huge)]);
+}
+
+#[test]
+fn malicious_pickles_are_refused_without_running() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    for (how, global) in [
+        ("os.system", "posix.system"),
+        ("builtins.eval", "__builtin__.eval"),
+        ("builtins.exec", "__builtin__.exec"),
+        ("subprocess", "commands.check_call"),
+        ("custom-class", "__main__.Custom"),
+    ] {
+        let evil = c.path(&format!("{how}.pth"));
+        let marker = c.path(&format!("pwned-{how}"));
+        let made = python()
+            .args(["scripts/reference.py", "malicious", "--out", s(&evil), "--marker", s(&marker), "--how", how])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&evil)]), 3, &[s(&evil), global, "refused"]);
+        assert!(!marker.exists(), "{how}: the payload ran");
+        if how != "custom-class" {
+            // The payload is real: Python's unsafe torch.load runs it.
+            let ran = python()
+                .args(["-c", "import sys, torch; torch.load(sys.argv[1], weights_only=False)", s(&evil)])
+                .status()
+                .unwrap();
+            assert!(ran.success() && marker.exists(), "{how}: the fixture's payload should run under an unsafe loader");
+            std::fs::remove_file(&marker).unwrap();
+        }
+    }
+}
+
+#[test]
+fn nan_weights() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let nan = c.path("nan.pth");
+    let status = python()
+        .args(["-c", "import sys, torch\nsd = torch.load(sys.argv[1])\nsd['fc.bias'][3] = float('nan')\ntorch.save(sd, sys.argv[2])"])
+        .arg(fixture("resnet").zip)
+        .arg(&nan)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&nan)]), 3, &[s(&nan), "NaN or infinite", "fc.bias"]);
+}
+
+#[test]
+fn safetensors_with_a_bad_header() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let mut bad = 40u64.to_le_bytes().to_vec();
+    bad.extend(b"{\"fc.weight\": {\"dtype\": \"F32\", \"shape\"");
+    let bad = c.file("bad.safetensors", &bad);
+    c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&bad)]), 3, &[s(&bad), "safetensors"]);
+    let mut huge = u64::MAX.to_le_bytes().to_vec();
+    huge.extend(b"{}");
+    let huge = c.file("huge.safetensors", &huge);
+    c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&huge)]), 3, &[s(&huge)]);
+}
+
+#[test]
+fn not_a_checkpoint_at_all() {
+    let c = Case::new();
+    let img = image("coffee.png");
+    let junk = c.file("junk.pth", b"definitely not a checkpoint");
+    c.fails(
+        &with_image(&img, &["-m", "resnet", "--weights", s(&junk)]),
+        3,
+        &[s(&junk), "neither a torch.save checkpoint"],
     );
 }

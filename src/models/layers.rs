@@ -89,6 +89,10 @@ impl<'a> P<'a> {
         if !tensor.is_floating_point() {
             return Err(BuildError(format!("has `{key}` of type {:?} where the model needs floats", tensor.kind())));
         }
+        // NaN or infinite parameters give NaN probabilities, not an error: refuse them here.
+        if !bool::try_from(tensor.isfinite().all()).unwrap_or(false) {
+            return Err(BuildError(format!("has NaN or infinite values in `{key}` (corrupt weights)")));
+        }
         Ok(tensor.to_device(self.params.device).to_kind(self.params.kind).contiguous())
     }
 }
