@@ -6,6 +6,7 @@
 //! [`sink`] (a file or a window).
 pub mod annotate;
 mod classifier;
+pub mod cleanup;
 pub mod config;
 pub mod error;
 mod imagesize;

@@ -22,6 +22,7 @@ fn main() {
         }
     };
     quiet_opencv();
+    classify_image::cleanup::install_signal_handler();
     let result = match opts.command {
         Some(cli::Command::Weights(command)) => manage::run(command, opts.network.fetch()).map(|()| exit::OK),
         Some(cli::Command::Devices) => {

@@ -62,6 +62,7 @@ pub fn write_image(path: &Path, image: &Mat) -> Result<()> {
         return Err(fail(format!("OpenCV could not encode a .{ext} image")));
     }
     let mut tmp = temp_beside(path, "").map_err(fail)?;
+    let _tracked = crate::cleanup::track(tmp.path());
     tmp.write_all(encoded.as_slice()).and_then(|()| tmp.as_file().sync_all()).map_err(|e| fail(e.to_string()))?;
     tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
     Ok(())
@@ -94,6 +95,7 @@ fn video_fourcc(ext: &str) -> Option<i32> {
 pub struct VideoFile {
     writer: opencv::videoio::VideoWriter,
     tmp: tempfile::TempPath,
+    _tracked: crate::cleanup::Tracked,
     path: PathBuf,
 }
 
@@ -108,7 +110,8 @@ impl VideoFile {
         if !opencv::videoio::VideoWriterTraitConst::is_opened(&writer)? {
             return Err(fail(format!("OpenCV cannot open a .{ext} video writer (codec missing?)")));
         }
-        Ok(VideoFile { writer, tmp, path: path.to_path_buf() })
+        let _tracked = crate::cleanup::track(&tmp);
+        Ok(VideoFile { writer, tmp, _tracked, path: path.to_path_buf() })
     }
 
     pub fn write(&mut self, frame: &Mat) -> Result<()> {

@@ -303,3 +303,39 @@ fn weights_commands_download_list_and_verify() {
     assert_eq!(verify.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("resnet50: MISMATCH"));
 }
+
+/// Sends SIGINT to a running child.
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+}
+
+#[test]
+fn ctrl_c_mid_download_leaves_no_file_under_the_official_name() {
+    let env = Env::new();
+    // ~100 chunks with 150 ms pauses: about 15 s of transfer, interrupted after the first bytes land.
+    let server = Server::start(Behaviour::Serve { body: env.body(), pause: Duration::from_millis(150) });
+    let mut child = env
+        .classify_std(&server)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = (0..200).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read_dir(env.cache())
+            .ok()?
+            .flatten()
+            .find(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+            .map(|e| e.path())
+    });
+    let partial = partial.expect("the download starts writing its temporary file");
+    assert!(!partial.ends_with(OFFICIAL), "bytes go to a temporary file first: {}", partial.display());
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    env.assert_cache_empty();
+}

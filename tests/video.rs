@@ -137,3 +137,53 @@ fn a_missing_video_or_a_bad_output_extension_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(".mp4 or .avi"));
 }
+
+#[test]
+fn ctrl_c_mid_write_leaves_no_partial_video() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.avi"), dir.path().join("out.avi"));
+    // A longer video: ten times the 3-second one.
+    let long = dir.path().join("long.avi");
+    make_video(&input);
+    {
+        let frames = frames(&input);
+        let fourcc = videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+        let size = frames[0].size().unwrap();
+        let mut w = videoio::VideoWriter::new(long.to_str().unwrap(), fourcc, FPS, size, true).unwrap();
+        for _ in 0..10 {
+            for f in &frames {
+                w.write(f).unwrap();
+            }
+        }
+        w.release().unwrap();
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("classify-image"))
+        .args(["--video", long.to_str().unwrap(), "-m", "efficientnet_lite0", "-o", output.to_str().unwrap(), "-q"])
+        .env_remove("DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the annotated video is being written (to a temporary file), then interrupt.
+    let started = (0..1200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".classify-image-"))
+    });
+    assert!(started, "the annotated video is being written to a temporary file");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["in.avi", "long.avi"], "no output and no temporary file left");
+}

@@ -98,6 +98,7 @@ pub fn fetch(url: &str, dest: &Path, checksum: &Checksum, net: Network) -> Resul
         .prefix(&format!(".{name}.partial-"))
         .tempfile_in(dir)
         .map_err(|e| fail(format!("cannot create a file in {}: {e}", dir.display())))?;
+    let _tracked = crate::cleanup::track(tmp.path());
     let bar = progress_bar(net.progress, expected_len);
     let mut reader = response.into_reader();
     let mut hasher = Sha256::new();

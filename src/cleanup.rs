@@ -1,0 +1,41 @@
+//! Temporary files that an interruption must not leave behind. Outputs and downloads are written to a
+//! temporary file and renamed, so a final name never holds a partial file; on Ctrl-C (SIGINT) or SIGTERM the
+//! handler that the binary installs ([`install_signal_handler`]) also removes the temporary files, then exits
+//! with 130.
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary file to remove on interruption, for as long as this guard lives.
+#[derive(Debug)]
+pub struct Tracked(PathBuf);
+
+pub fn track(path: &Path) -> Tracked {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_path_buf());
+    Tracked(path.to_path_buf())
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).retain(|p| p != &self.0);
+    }
+}
+
+/// Exit code after an interruption, as shells report SIGINT.
+pub const INTERRUPTED: i32 = 130;
+
+/// On SIGINT or SIGTERM: remove the live temporary files, say so, exit with [`INTERRUPTED`].
+pub fn install_signal_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let paths: Vec<PathBuf> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        for path in &paths {
+            let _ = std::fs::remove_file(path);
+        }
+        eprintln!("interrupted; {} unfinished file(s) removed", paths.len());
+        // _exit, not exit: the main thread may be inside OpenCV, FFmpeg or libtorch, whose static destructors
+        // (run by exit) would then crash.
+        // SAFETY: _exit ends the process at once; nothing here needs running afterwards.
+        unsafe { libc::_exit(INTERRUPTED) }
+    });
+}
