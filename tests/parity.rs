@@ -49,3 +49,29 @@ fn efficientnet_lite0_real_weights_match_and_classify_the_samples() {
     assert_parity("efficientnet_lite0", &weights, &reference_logits("efficientnet_lite0", &weights));
     assert_classifies_samples(ModelId::EfficientnetLite0);
 }
+
+#[test]
+fn safetensors_weights_give_the_same_logits() {
+    use safetensors::tensor::{serialize_to_file, Dtype, TensorView};
+    let fx = fixture("resnet");
+    let tensors = classify_image::weights::read(&fx.zip).unwrap();
+    let bytes: Vec<(String, Vec<i64>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let t = t.to_kind(tch::Kind::Float).contiguous();
+            let values = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+            (name.clone(), t.size(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(name, size, data)| {
+            let shape: Vec<usize> = size.iter().map(|&d| d as usize).collect();
+            (name.clone(), TensorView::new(Dtype::F32, shape, data).unwrap())
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("resnet50.safetensors");
+    serialize_to_file(views, &None, &path).unwrap();
+    assert_parity("resnet", &path, &fx.logits);
+}

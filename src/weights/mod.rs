@@ -80,28 +80,41 @@ fn looks_like_safetensors(data: &[u8]) -> bool {
     data.len() >= 9 && data[8] == b'{'
 }
 
+/// A safetensors file's tensors, as the same checked entries a `.pth` gives (contiguous views of their bytes).
 fn read_safetensors(data: &[u8]) -> Result<NamedTensors, String> {
-    use safetensors::Dtype;
+    use safe_pth::Dtype;
+    use safetensors::Dtype as St;
     let st =
         safetensors::SafeTensors::deserialize(data).map_err(|e| format!("its safetensors header is invalid: {e}"))?;
-    let mut out = NamedTensors::new();
+    let mut entries = Vec::new();
     for (name, view) in st.tensors() {
-        let kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::F64 => Kind::Double,
-            Dtype::F16 => Kind::Half,
-            Dtype::BF16 => Kind::BFloat16,
-            Dtype::I64 => Kind::Int64,
-            Dtype::I32 => Kind::Int,
-            Dtype::I16 => Kind::Int16,
-            Dtype::I8 => Kind::Int8,
-            Dtype::U8 => Kind::Uint8,
-            Dtype::BOOL => Kind::Bool,
+        let dtype = match view.dtype() {
+            St::F32 => Dtype::F32,
+            St::F64 => Dtype::F64,
+            St::F16 => Dtype::F16,
+            St::BF16 => Dtype::BF16,
+            St::I64 => Dtype::I64,
+            St::I32 => Dtype::I32,
+            St::I16 => Dtype::I16,
+            St::I8 => Dtype::I8,
+            St::U8 => Dtype::U8,
+            St::BOOL => Dtype::Bool,
             other => return Err(format!("its tensor {name} has unsupported dtype {other:?}")),
         };
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let tensor = Tensor::f_from_data_size(view.data(), &shape, kind).map_err(|e| e.to_string())?;
-        out.insert(name, tensor);
+        let size: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let mut stride = vec![1i64; size.len()];
+        for i in (0..size.len().saturating_sub(1)).rev() {
+            stride[i] = stride[i + 1] * size[i + 1].max(1);
+        }
+        entries.push(safe_pth::TensorEntry {
+            storage_key: name.clone(),
+            name,
+            dtype,
+            storage: view.data(),
+            offset: 0,
+            size,
+            stride,
+        });
     }
-    Ok(out)
+    to_tensors(entries)
 }
