@@ -46,7 +46,7 @@ fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
     // Before the model loads: a folder without images is a usage error, not an empty run.
     let inputs = inputs::expand(paths)?;
     // In the seed's case a bad image fails before the model loads, as everything else that can be checked.
-    let first = if seed { Some(preprocess::read_image(&inputs[0].path)?) } else { None };
+    let mut first = if seed { Some(preprocess::read_image(&inputs[0].path)?) } else { None };
     let mut report = Reporter::new(req.format, &req.model_name, seed);
     let (classifier, labels) = load(req, &mut report)?;
     report.info("loading image...");
@@ -55,7 +55,8 @@ fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
 
     let progress = progress_bar(req, inputs.len());
     let (mut failed, mut done) = (0, 0);
-    let mut first = first;
+    // Only draw the label where the image goes somewhere.
+    let draw = req.window || req.sink != Sink::None;
     'batches: for batch in inputs.chunks(req.batch_size) {
         let read: Vec<Result<_>> =
             batch.iter().map(|input| first.take().map_or_else(|| preprocess::read_image(&input.path), Ok)).collect();
@@ -66,6 +67,9 @@ fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
             let outcome = image.and_then(|image| {
                 let scores = scores.next().expect("one result per readable image");
                 report.predictions(&input.path.display().to_string(), &scores.top(req.top_k), &labels);
+                if !draw {
+                    return Ok(None);
+                }
                 let best = scores.best();
                 let annotated =
                     annotate::annotated(&image, &annotate::caption(labels.get(best.index), best.probability))?;
@@ -74,14 +78,16 @@ fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
                     Sink::File(path) => sink::write_image(path, &annotated),
                     Sink::Dir(dir) => write_into(dir, &input.relative, &input.path, &annotated),
                 }?;
-                Ok(annotated)
+                Ok(Some(annotated))
             });
             progress.inc(1);
             match outcome {
                 Ok(annotated) => {
                     done += 1;
-                    if req.window && progress.suspend(|| sink::show(&annotated, 0))? == sink::Key::Quit {
-                        break 'batches;
+                    if let Some(annotated) = annotated.filter(|_| req.window) {
+                        if progress.suspend(|| sink::show(&annotated, 0))? == sink::Key::Quit {
+                            break 'batches;
+                        }
                     }
                 }
                 Err(e) if seed => return Err(e),
