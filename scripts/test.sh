@@ -8,9 +8,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release --no-fail-fast
 # The library used from a program (examples/classify.rs) classifies for real.
-cargo run --release --quiet --example classify -- images/coffee.png | tee /dev/stderr | grep -q "coffee.png: espresso"
+example=$(cargo run --release --quiet --example classify -- images/coffee.png)
+echo "$example"
+grep -q "coffee.png: espresso" <<< "$example"
 # The `cuda` feature links libtorch's CUDA side into classify-image: its hooks must then be registered
 # (tests/devices.rs checks the build without the feature). Built last: only our crate recompiles.
 cargo build --release --quiet --features cuda
-./target/release/classify-image devices | grep -q "cuda hooks registered: yes"
+devices=$(./target/release/classify-image devices)
+grep -q "cuda hooks registered: yes" <<< "$devices"
 echo "cuda feature: classify-image built with --features cuda has libtorch's CUDA hooks registered"

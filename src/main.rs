@@ -9,6 +9,9 @@ use clap::Parser;
 use classify_image::error::{exit, Error};
 
 fn main() {
+    // Like other Unix tools, end quietly when stdout's reader goes away (`| head`), instead of panicking in
+    // println!. SAFETY: restoring a signal's default action, before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let opts = match cli::Opts::try_parse() {
         Ok(opts) => opts,
         Err(e) if !e.use_stderr() => {
