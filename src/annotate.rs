@@ -13,17 +13,13 @@ pub fn caption(label: &str, probability: f32) -> String {
 
 /// Draws the caption onto `image` exactly as the seed's `cv2.putText` call does.
 pub fn draw(image: &mut core::Mat, text: &str) -> Result<()> {
-    imgproc::put_text(
-        image,
-        text,
-        core::Point::new(10, 30),
-        imgproc::FONT_HERSHEY_SIMPLEX,
-        0.8,
-        core::Scalar::new(0.0, 0.0, 255.0, 0.0),
-        2,
-        imgproc::LINE_8,
-        false,
-    )?;
+    red_text(image, text, core::Point::new(10, 30), 0.8, 2)
+}
+
+/// Red Hershey Simplex text with its baseline starting at `at`: the seed's caption style, at any size.
+pub fn red_text(image: &mut core::Mat, text: &str, at: core::Point, scale: f64, thickness: i32) -> Result<()> {
+    let red = core::Scalar::new(0.0, 0.0, 255.0, 0.0);
+    imgproc::put_text(image, text, at, imgproc::FONT_HERSHEY_SIMPLEX, scale, red, thickness, imgproc::LINE_8, false)?;
     Ok(())
 }
 

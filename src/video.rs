@@ -5,7 +5,7 @@ use crate::cli::{Request, Sink, Source};
 use crate::report::Reporter;
 use classify_image::error::{Error, Result};
 use classify_image::{annotate, sink};
-use opencv::{core, imgproc, prelude::*, videoio};
+use opencv::{core, prelude::*, videoio};
 use std::time::Instant;
 
 pub fn run(req: &Request) -> Result<Outcome> {
@@ -43,17 +43,7 @@ pub fn run(req: &Request) -> Result<Outcome> {
         }
         let mut annotated = annotate::annotated(&frame, &caption)?;
         let rate = classified as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        imgproc::put_text(
-            &mut annotated,
-            &format!("{rate:.1} classifications/s"),
-            core::Point::new(10, 60),
-            imgproc::FONT_HERSHEY_SIMPLEX,
-            0.6,
-            core::Scalar::new(0.0, 0.0, 255.0, 0.0),
-            1,
-            imgproc::LINE_8,
-            false,
-        )?;
+        annotate::red_text(&mut annotated, &format!("{rate:.1} classifications/s"), core::Point::new(10, 60), 0.6, 1)?;
         if let Sink::File(path) = &req.sink {
             let file = match &mut writer {
                 Some(file) => file,
