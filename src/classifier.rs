@@ -25,6 +25,9 @@ pub struct Classifier {
     device: Device,
     /// The floating-point type inputs are given in: Float, or Half after [`Classifier::half`].
     kind: Kind,
+    /// The weights file's memory map, which some of `net`'s parameters point into: declared after `net`, so
+    /// dropped after it.
+    _weights: Option<weights::Mapping>,
 }
 
 /// One class and its softmax probability.
@@ -79,11 +82,11 @@ impl Classifier {
     pub fn with_precision(model: ModelId, weights: &Path, device: Device, kind: Kind) -> Result<Self> {
         check_precision(device, kind)?;
         let spec = model.spec();
-        let tensors = weights::read(weights)?;
+        let checkpoint = weights::read_mapped(weights)?;
         let net = spec
-            .build(Params::new(tensors, device, kind))
+            .build(Params::new(checkpoint.tensors, device, kind))
             .map_err(|e| Error::weights(weights, format!("does not fit {}: it {}", spec.name, e.0)))?;
-        Ok(Classifier { net, preset: spec.preset, device, kind })
+        Ok(Classifier { net, preset: spec.preset, device, kind, _weights: Some(checkpoint.map) })
     }
 
     /// Loads a TorchScript module (`torch.jit.trace` or `torch.jit.script` output) that maps a batch of images
@@ -118,7 +121,7 @@ impl Classifier {
         match probe.size().as_slice() {
             [1, classes] => {
                 let net = Box::new(Scripted { module, classes: *classes });
-                Ok(Classifier { net, preset, device, kind })
+                Ok(Classifier { net, preset, device, kind, _weights: None })
             }
             other => Err(fail(format!("returns shape {other:?} for one image; it must return [1, classes]"))),
         }
@@ -155,6 +158,8 @@ impl Classifier {
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let _no_grad = tch::no_grad_guard();
         let input = input.f_to_device(self.device)?.f_to_kind(self.kind)?;
+        // The layout the weights are in on the CPU (models::layers::channels_last); the network keeps it.
+        let input = if self.device == Device::Cpu { crate::models::layers::channels_last(&input) } else { input };
         Ok(self.net.forward(&input).f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?)
     }
 

@@ -36,22 +36,23 @@ impl BnReluConv {
 
 impl Module for BnReluConv {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.conv.forward(&self.bn.forward(xs).relu())
+        self.conv.forward(&self.bn.forward(xs).relu_())
     }
 }
 
 #[derive(Debug)]
 enum Stage {
-    /// A dense layer: its output is concatenated to its input.
-    Layer(BnReluConv, BnReluConv),
+    /// A dense layer: BatchNorm, ReLU, 1×1 convolution (with the second BatchNorm folded in), ReLU, 3×3
+    /// convolution. Its output is concatenated to its input.
+    Layer(BnReluConv, Conv2d),
     /// A transition: halves the channels, then a 2×2 mean pool.
     Transition(BnReluConv),
 }
 
 #[derive(Debug)]
 pub struct DenseNet {
+    /// The 7×7 convolution with its BatchNorm folded in.
     stem: Conv2d,
-    stem_bn: BatchNorm2d,
     stages: Vec<Stage>,
     final_bn: BatchNorm2d,
     classifier: Linear,
@@ -77,17 +78,20 @@ pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildErr
     let f = params.root().sub("features");
     let stem =
         Conv2d::load(&f.sub("conv0"), 3, cfg.init_features, [7, 7], ConvCfg::default().stride(2).pad(3).no_bias())?;
-    let stem_bn = BatchNorm2d::load(&f.sub("norm0"), cfg.init_features, EPS)?;
+    let stem = BatchNorm2d::load(&f.sub("norm0"), cfg.init_features, EPS)?.fold_into(stem, &f);
     let (mut stages, mut c) = (Vec::new(), cfg.init_features);
     for (i, &layers) in cfg.blocks.iter().enumerate() {
         let block = f.sub(format!("denseblock{}", i + 1));
         for j in 0..layers {
             let l = block.sub(format!("denselayer{}", j + 1));
             let inner = BN_SIZE * cfg.growth;
-            stages.push(Stage::Layer(
-                BnReluConv::load(&l, ("norm1", "conv1"), c, inner, 1)?,
-                BnReluConv::load(&l, ("norm2", "conv2"), inner, cfg.growth, 3)?,
-            ));
+            let bottleneck = BnReluConv::load(&l, ("norm1", "conv1"), c, inner, 1)?;
+            let bottleneck = BnReluConv {
+                conv: BatchNorm2d::load(&l.sub("norm2"), inner, EPS)?.fold_into(bottleneck.conv, &l),
+                ..bottleneck
+            };
+            let conv2 = Conv2d::load(&l.sub("conv2"), inner, cfg.growth, [3, 3], ConvCfg::default().pad(1).no_bias())?;
+            stages.push(Stage::Layer(bottleneck, conv2));
             c += cfg.growth;
         }
         if i + 1 < cfg.blocks.len() {
@@ -98,20 +102,19 @@ pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildErr
     }
     let final_bn = BatchNorm2d::load(&f.sub("norm5"), c, EPS)?;
     let classifier = Linear::load(&params.root().sub("classifier"), c, None)?;
-    Ok(Box::new(DenseNet { stem, stem_bn, stages, final_bn, classifier }))
+    Ok(Box::new(DenseNet { stem, stages, final_bn, classifier }))
 }
 
 impl Module for DenseNet {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x =
-            self.stem_bn.forward(&self.stem.forward(xs)).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for stage in &self.stages {
             x = match stage {
-                Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x))], 1),
+                Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x).relu_())], 1),
                 Stage::Transition(t) => t.forward(&x).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),
             };
         }
-        let x = self.final_bn.forward(&x).relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let x = self.final_bn.forward(&x).relu_().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         self.classifier.forward(&x)
     }
 }

@@ -35,7 +35,7 @@ impl Basic {
 
 impl Module for Basic {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.0.forward(xs).relu()
+        self.0.forward(xs).relu_()
     }
 }
 

@@ -4,6 +4,10 @@
 //! loading then overwrites (1.3 s for VGG16, SPEC §6). Here a layer takes its tensors out of [`Params`] by
 //! `state_dict` name, checking each shape, so nothing is initialised or copied twice. The layers implement
 //! `tch::nn::Module`, so the families compose them like any tch module.
+//!
+//! Two things are done once here so that inference does less (issue 6, BENCHMARKS.md): a BatchNorm that
+//! follows a convolution is folded into that convolution's weights and bias, and on the CPU convolution weights
+//! are stored channels-last, the layout oneDNN's convolutions run fastest in.
 use super::BuildError;
 use crate::weights::NamedTensors;
 use std::cell::RefCell;
@@ -90,10 +94,43 @@ impl<'a> P<'a> {
             return Err(BuildError(format!("has `{key}` of type {:?} where the model needs floats", tensor.kind())));
         }
         // NaN or infinite parameters give NaN probabilities, not an error: refuse them here.
-        if !bool::try_from(tensor.isfinite().all()).unwrap_or(false) {
+        if !all_finite(&tensor) {
             return Err(BuildError(format!("has NaN or infinite values in `{key}` (corrupt weights)")));
         }
         Ok(tensor.to_device(self.params.device).to_kind(self.params.kind).contiguous())
+    }
+
+    /// A convolution weight in the layout its device computes fastest with: channels-last on the CPU.
+    fn conv_layout(&self, weight: Tensor) -> Tensor {
+        if self.params.device == Device::Cpu {
+            channels_last(&weight)
+        } else {
+            weight
+        }
+    }
+}
+
+/// The same 4-D tensor laid out channels-last (NHWC in memory, still indexed N, C, H, W). Given one, libtorch's
+/// CPU convolutions, pooling, ReLU, additions and concatenations return channels-last tensors too, so a network
+/// stays in that layout from its input on. A tensor already in it is returned as it is.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    let nhwc = t.permute([0, 2, 3, 1]);
+    if nhwc.is_contiguous() {
+        t.shallow_clone()
+    } else {
+        nhwc.contiguous().permute([0, 3, 1, 2])
+    }
+}
+
+/// No NaN or infinity in `t`: its minimum and maximum are finite (both are NaN if any element is), found in
+/// one pass without the boolean copy that `isfinite().all()` would allocate.
+fn all_finite(t: &Tensor) -> bool {
+    if t.numel() == 0 {
+        return true;
+    }
+    match t.f_aminmax(None, false) {
+        Ok((min, max)) => [min, max].iter().all(|v| v.double_value(&[]).is_finite()),
+        Err(_) => false,
     }
 }
 
@@ -141,7 +178,7 @@ impl Conv2d {
     pub fn load(p: &P, cin: i64, cout: i64, kernel: [i64; 2], cfg: ConvCfg) -> Result<Self, BuildError> {
         let weight = p.take("weight", &[cout, cin / cfg.groups, kernel[0], kernel[1]])?;
         let bias = if cfg.bias { Some(p.take("bias", &[cout])?) } else { None };
-        Ok(Conv2d { weight, bias, cfg })
+        Ok(Conv2d { weight: p.conv_layout(weight), bias, cfg })
     }
 
     pub fn out_channels(&self) -> i64 {
@@ -173,6 +210,22 @@ impl BatchNorm2d {
             running_var: p.take("running_var", &[channels])?,
             eps,
         })
+    }
+}
+
+impl BatchNorm2d {
+    /// The convolution `conv` followed by this BatchNorm, as one convolution: at inference BatchNorm is
+    /// `(y - mean) * gamma / sqrt(var + eps) + beta`, an affine map per channel, which goes into the
+    /// convolution's weights and bias. The per-channel factors are computed in float64, so each folded weight
+    /// is rounded once, as in PyTorch's own `fuse_conv_bn_eval`.
+    pub fn fold_into(self, conv: Conv2d, p: &P) -> Conv2d {
+        let kind = conv.weight.kind();
+        let double = |t: &Tensor| t.to_kind(Kind::Double);
+        let scale = double(&self.weight) / (double(&self.running_var) + self.eps).sqrt();
+        let weight = &conv.weight * scale.to_kind(kind).view([-1, 1, 1, 1]);
+        let bias = conv.bias.as_ref().map_or_else(|| scale.zeros_like(), double);
+        let bias = (bias - double(&self.running_mean)) * &scale + double(&self.bias);
+        Conv2d { weight: p.conv_layout(weight), bias: Some(bias.to_kind(kind)), cfg: conv.cfg }
     }
 }
 
@@ -217,12 +270,10 @@ impl Module for Linear {
     }
 }
 
-/// The convolution + BatchNorm pair that most families are made of; the activation stays with the caller.
+/// The convolution + BatchNorm pair that most families are made of, as one convolution with the BatchNorm
+/// folded in ([`BatchNorm2d::fold_into`]); the activation stays with the caller.
 #[derive(Debug)]
-pub struct ConvBn {
-    pub conv: Conv2d,
-    pub bn: BatchNorm2d,
-}
+pub struct ConvBn(Conv2d);
 
 impl ConvBn {
     /// `conv`/`bn` are the two modules' names under `p` (torchvision names them differently per family).
@@ -235,16 +286,18 @@ impl ConvBn {
         cfg: ConvCfg,
         eps: f64,
     ) -> Result<Self, BuildError> {
-        Ok(ConvBn {
-            conv: Conv2d::load(&p.sub(conv), cin, cout, kernel, cfg.no_bias())?,
-            bn: BatchNorm2d::load(&p.sub(bn), cout, eps)?,
-        })
+        let conv = Conv2d::load(&p.sub(conv), cin, cout, kernel, cfg.no_bias())?;
+        Ok(ConvBn(BatchNorm2d::load(&p.sub(bn), cout, eps)?.fold_into(conv, p)))
+    }
+
+    pub fn out_channels(&self) -> i64 {
+        self.0.out_channels()
     }
 }
 
 impl Module for ConvBn {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.bn.forward(&self.conv.forward(xs))
+        self.0.forward(xs)
     }
 }
 
@@ -256,5 +309,51 @@ pub fn make_divisible(v: f64, divisor: i64) -> i64 {
         rounded + divisor
     } else {
         rounded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_finite_finds_nan_and_infinities_anywhere() {
+        let ok = Tensor::from_slice(&[1.0f32, -2.0, 3.0e38, 0.0]);
+        assert!(all_finite(&ok));
+        assert!(all_finite(&Tensor::from_slice::<f32>(&[])));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in 0..4 {
+                let mut values = [1.0f32, -2.0, 3.0, 4.0];
+                values[at] = bad;
+                assert!(!all_finite(&Tensor::from_slice(&values)), "{bad} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn folded_batchnorm_equals_convolution_then_batchnorm() {
+        tch::manual_seed(1);
+        let opts = (Kind::Float, Device::Cpu);
+        let conv = Conv2d {
+            weight: Tensor::randn([8, 3, 3, 3], opts),
+            bias: Some(Tensor::randn([8], opts)),
+            cfg: ConvCfg::default().pad(1),
+        };
+        let bn = BatchNorm2d {
+            weight: Tensor::rand([8], opts) + 0.5,
+            bias: Tensor::randn([8], opts),
+            running_mean: Tensor::randn([8], opts),
+            running_var: Tensor::rand([8], opts) + 0.1,
+            eps: 1e-3,
+        };
+        let x = channels_last(&Tensor::randn([2, 3, 10, 10], opts));
+        let params = Params::new(NamedTensors::new(), Device::Cpu, Kind::Float);
+        let expected = bn.forward(&conv.forward(&x));
+        let folded = bn.fold_into(conv, &params.root());
+        let diff = f64::try_from((folded.forward(&x) - expected).abs().max()).unwrap();
+        assert!(diff < 1e-5, "folded convolution differs by {diff}");
+        // On the CPU the folded weight is channels-last, and so is the output.
+        assert!(folded.weight.permute([0, 2, 3, 1]).is_contiguous());
+        assert!(folded.forward(&x).permute([0, 2, 3, 1]).is_contiguous());
     }
 }

@@ -67,9 +67,12 @@ impl Residual {
 impl Module for Residual {
     fn forward(&self, xs: &Tensor) -> Tensor {
         let (last, first) = self.convs.split_last().expect("a block has convolutions");
-        let y = first.iter().fold(xs.shallow_clone(), |y, c| c.forward(&y).relu());
+        let y = first.iter().fold(xs.shallow_clone(), |y, c| c.forward(&y).relu_());
         let identity = self.downsample.as_ref().map_or_else(|| xs.shallow_clone(), |d| d.forward(xs));
-        (last.forward(&y) + identity).relu()
+        // In place, as torchvision does: the sum and its ReLU reuse the last convolution's output.
+        let mut out = last.forward(&y);
+        out += identity;
+        out.relu_()
     }
 }
 
@@ -97,7 +100,7 @@ pub fn build(p: &P, Config(block, layers): &Config) -> Result<Box<dyn Network>, 
 
 impl Module for ResNet {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x = self.stem.forward(xs).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for block in &self.blocks {
             x = block.forward(&x);
         }

@@ -15,17 +15,10 @@ pub const VGG16: &[i64] = &[64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 
 pub const VGG19: &[i64] =
     &[64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512, 512, 512, M];
 
-/// A 3×3 convolution, its BatchNorm in the `_bn` variants, and ReLU.
-#[derive(Debug)]
-struct Unit {
-    conv: Conv2d,
-    bn: Option<BatchNorm2d>,
-}
-
 #[derive(Debug)]
 pub struct Vgg {
-    /// `None` is a max pool.
-    features: Vec<Option<Unit>>,
+    /// A 3×3 convolution (with its BatchNorm folded in, in the `_bn` variants) and ReLU, or (`None`) a max pool.
+    features: Vec<Option<Conv2d>>,
     classifier: [Linear; 3],
 }
 
@@ -38,8 +31,8 @@ pub fn build(p: &P, cfg: &[i64], batch_norm: bool) -> Result<Box<dyn Network>, B
             index += 1; // MaxPool2d
         } else {
             let conv = Conv2d::load(&f.sub(index), cin, c, [3, 3], ConvCfg::default().pad(1))?;
-            let bn = if batch_norm { Some(BatchNorm2d::load(&f.sub(index + 1), c, 1e-5)?) } else { None };
-            features.push(Some(Unit { conv, bn }));
+            let conv = if batch_norm { BatchNorm2d::load(&f.sub(index + 1), c, 1e-5)?.fold_into(conv, &f) } else { conv };
+            features.push(Some(conv));
             index += if batch_norm { 3 } else { 2 }; // Conv2d, [BatchNorm2d,] ReLU
             cin = c;
         }
@@ -58,20 +51,14 @@ impl Module for Vgg {
         let mut x = xs.shallow_clone();
         for layer in &self.features {
             x = match layer {
-                Some(Unit { conv, bn }) => {
-                    let y = conv.forward(&x);
-                    match bn {
-                        Some(bn) => bn.forward(&y).relu(),
-                        None => y.relu(),
-                    }
-                }
+                Some(conv) => conv.forward(&x).relu_(),
                 None => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
             };
         }
         // Dropout is the identity at inference.
         let x = x.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
-        let x = self.classifier[0].forward(&x).relu();
-        let x = self.classifier[1].forward(&x).relu();
+        let x = self.classifier[0].forward(&x).relu_();
+        let x = self.classifier[1].forward(&x).relu_();
         self.classifier[2].forward(&x)
     }
 }

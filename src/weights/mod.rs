@@ -15,27 +15,51 @@ pub type NamedTensors = HashMap<String, Tensor>;
 /// told from the content, not the extension. The file is memory-mapped and each tensor is copied once, from the
 /// page cache into its own memory.
 pub fn read(path: &Path) -> Result<NamedTensors> {
+    load(path, false).map(|checkpoint| checkpoint.tensors)
+}
+
+/// A checkpoint whose tensors may point into the file's memory map, which it keeps.
+pub(crate) struct Mapped {
+    pub tensors: NamedTensors,
+    pub map: Mapping,
+}
+
+/// A checkpoint file's private memory map. Whatever was made from [`Mapped::tensors`] must be dropped before
+/// it (a struct declares its `Mapping` after the tensors it holds).
+pub(crate) struct Mapping(#[allow(dead_code)] memmap2::MmapMut);
+
+/// [`read`] without the copies: where the file lays a tensor out aligned for its type (torch.save's zip
+/// container aligns every storage to 64 bytes; safetensors to its types), the tensor is a view of the mapped
+/// file. Loading then reads each byte once, and the parameters a network uses as they are (VGG's 400 MB of
+/// classifier matrices) take no memory beyond the page cache's. The map is private (copy-on-write): nothing
+/// can write to the file through it.
+pub(crate) fn read_mapped(path: &Path) -> Result<Mapped> {
+    load(path, true)
+}
+
+fn load(path: &Path, zero_copy: bool) -> Result<Mapped> {
     let file = std::fs::File::open(path).map_err(|e| Error::weights(path, format!("{e}")))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(Error::weights(path, "is a directory; give a .pth, .pt or .safetensors file"));
     }
-    // SAFETY: the map is read-only and dropped before returning; a file truncated by another process while
-    // it is mapped can fault (SIGBUS), as with any mmap reader (safetensors, libtorch).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::weights(path, e))?;
+    // SAFETY: a file truncated by another process while it is mapped can fault (SIGBUS), as with any mmap
+    // reader (safetensors, libtorch's own `torch.load(mmap=True)`).
+    let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }.map_err(|e| Error::weights(path, e))?;
     let data: &[u8] = &map;
     let tensors = if safe_pth::sniff(data) {
-        safe_pth::parse(data).and_then(to_tensors)
+        safe_pth::parse(data).and_then(|entries| to_tensors(entries, zero_copy))
     } else if looks_like_safetensors(data) {
-        read_safetensors(data)
+        read_safetensors(data, zero_copy)
     } else {
         Err("it is neither a torch.save checkpoint (.pth/.pt) nor a .safetensors file".to_string())
     };
-    tensors.map_err(|reason| Error::weights(path, reason))
+    let tensors = tensors.map_err(|reason| Error::weights(path, reason))?;
+    Ok(Mapped { tensors, map: Mapping(map) })
 }
 
-/// Makes tensors of what safe_pth parsed (and checked): one copy of each storage out of the mapped file, and
-/// a strided view of it per tensor.
-fn to_tensors(entries: Vec<safe_pth::TensorEntry>) -> Result<NamedTensors, String> {
+/// Makes tensors of what safe_pth parsed (and checked): per storage, a view of the mapped file (`zero_copy`,
+/// where aligned) or one copy out of it, and a strided view of that per tensor.
+fn to_tensors(entries: Vec<safe_pth::TensorEntry>, zero_copy: bool) -> Result<NamedTensors, String> {
     use safe_pth::Dtype;
     let mut storages: HashMap<String, Tensor> = HashMap::new();
     let mut out = NamedTensors::new();
@@ -56,7 +80,15 @@ fn to_tensors(entries: Vec<safe_pth::TensorEntry>) -> Result<NamedTensors, Strin
             Some(t) => t.shallow_clone(),
             None => {
                 let numel = (e.storage.len() / e.dtype.size()) as i64;
-                let t = Tensor::f_from_data_size(e.storage, &[numel], kind).map_err(|err| err.to_string())?;
+                let aligned = (e.storage.as_ptr() as usize).is_multiple_of(e.dtype.size());
+                let t = if zero_copy && aligned && numel > 0 {
+                    // SAFETY: the bytes are `numel` elements of `kind` (safe_pth checked the storage's
+                    // length), aligned for it, and they live in the map that `Mapped` keeps with the tensors.
+                    unsafe { Tensor::f_from_blob(e.storage.as_ptr(), &[numel], &[1], kind, tch::Device::Cpu) }
+                } else {
+                    Tensor::f_from_data_size(e.storage, &[numel], kind)
+                }
+                .map_err(|err| err.to_string())?;
                 storages.insert(e.storage_key.clone(), t.shallow_clone());
                 t
             }
@@ -81,7 +113,7 @@ fn looks_like_safetensors(data: &[u8]) -> bool {
 }
 
 /// A safetensors file's tensors, as the same checked entries a `.pth` gives (contiguous views of their bytes).
-fn read_safetensors(data: &[u8]) -> Result<NamedTensors, String> {
+fn read_safetensors(data: &[u8], zero_copy: bool) -> Result<NamedTensors, String> {
     use safe_pth::Dtype;
     use safetensors::Dtype as St;
     let st =
@@ -116,5 +148,5 @@ fn read_safetensors(data: &[u8]) -> Result<NamedTensors, String> {
             stride,
         });
     }
-    to_tensors(entries)
+    to_tensors(entries, zero_copy)
 }
