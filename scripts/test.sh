@@ -17,3 +17,7 @@ cargo build --release --quiet --features cuda
 devices=$(./target/release/classify-image devices)
 grep -q "cuda hooks registered: yes" <<< "$devices"
 echo "cuda feature: classify-image built with --features cuda has libtorch's CUDA hooks registered"
+# The benchmark harness (BENCHMARKS.md) runs end to end in its quick form: ResNet-50, few runs, 4 images. It
+# checks that every measurement still works, not the speed (that is for `bash scripts/bench.sh`).
+bash scripts/bench.sh --quick > /dev/null
+echo "bench: the harness ran (bash scripts/bench.sh --quick)"
