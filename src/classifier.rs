@@ -86,7 +86,9 @@ impl Classifier {
         let net = spec
             .build(Params::new(checkpoint.tensors, device, kind))
             .map_err(|e| Error::weights(weights, format!("does not fit {}: it {}", spec.name, e.0)))?;
-        Ok(Classifier { net, preset: spec.preset, device, kind, _weights: Some(checkpoint.map) })
+        // On a GPU every parameter was copied to the device: the map is not needed any more.
+        let map = (device == Device::Cpu).then_some(checkpoint.map);
+        Ok(Classifier { net, preset: spec.preset, device, kind, _weights: map })
     }
 
     /// Loads a TorchScript module (`torch.jit.trace` or `torch.jit.script` output) that maps a batch of images
