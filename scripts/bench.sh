@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every figure of BENCHMARKS.md in one command: classify-image against the Python original and a fair Python
 # variant, on the same weights, images and machine (scripts/bench.py says what is measured and how).
-#   bash scripts/bench.sh            full run (about 25 minutes on 2 cores), results written into BENCHMARKS.md
+#   bash scripts/bench.sh            full run (about 30 minutes on 2 cores), results written into BENCHMARKS.md
 #   bash scripts/bench.sh --quick    ResNet-50 only, few runs: checks the harness (test.sh runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
