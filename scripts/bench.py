@@ -334,50 +334,43 @@ def cpu_name():
     return platform.processor()
 
 
+def table(L, title, columns, note=None):
+    """Appends a section heading, an optional paragraph, and a Markdown table's header to the lines `L`."""
+    L += ["", f"### {title}", ""] + ([note, ""] if note else [])
+    L += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+
+
 def render(machine, results, folder_images, folder_times, folder_rss, prof, quick):
     L = []
     L.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}{' (--quick: fewer runs and models)' if quick else ''}"
              f" on {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['os']};"
              f" torch {machine['torch']} ({machine['threads']} threads). fp32 matrix multiply through MKL peaks at"
              f" {machine['sgemm_gflops']:.0f} GFLOP/s here (the practical peak used below).")
-    L.append("")
-    L.append("### End to end, one image, cold process, weights in the page cache (hyperfine medians)")
-    L.append("")
-    L.append("| model | classify-image | original | fair Python | ours / original | target ≤ 0.15 | ours / fair |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- |")
+    table(L, "End to end, one image, cold process, weights in the page cache (hyperfine medians)",
+          ["model", "classify-image", "original", "fair Python", "ours / original", "target ≤ 0.15", "ours / fair"])
     for m, r in results.items():
         q = ratio(r["e2e_ours"], r["e2e_original"])
         L.append(f"| {m} | {r['e2e_ours']:.3f} s | {r['e2e_original']:.3f} s | {r['e2e_fair']:.3f} s | {q:.3f} |"
                  f" {verdict(q <= 0.15)} | {ratio(r['e2e_ours'], r['e2e_fair']):.3f} |")
-    L.append("")
-    L.append("### Model load (file → ready model, in process) and forward passes (CPU, medians)")
-    L.append("")
-    L.append("Load: classify-image's `Classifier::new` against torchvision's `model = vgg16();"
-             " model.load_state_dict(torch.load(...))`. Forward: against PyTorch eager under"
-             " `torch.inference_mode()`, same libtorch, same thread count. Times are medians over all rounds;"
-             " ratios are medians of the per-round ratios (the rounds alternate the two sides).")
-    L.append("")
-    L.append(f"| model | load ours | load torch | ratio | fwd b1 ours | fwd b1 torch | ratio | fwd b{BATCH} ours |"
-             f" fwd b{BATCH} torch | ratio |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    table(L, "Model load (file → ready model, in process) and forward passes (CPU, medians)",
+          ["model", "load ours", "load torch", "ratio", "fwd b1 ours", "fwd b1 torch", "ratio", f"fwd b{BATCH} ours",
+           f"fwd b{BATCH} torch", "ratio"],
+          "Load: classify-image's `Classifier::new` against torchvision's `model = vgg16();"
+          " model.load_state_dict(torch.load(...))`. Forward: against PyTorch eager under"
+          " `torch.inference_mode()`, same libtorch, same thread count. Times are medians over all rounds;"
+          " ratios are medians of the per-round ratios (the rounds alternate the two sides).")
     for m, r in results.items():
         L.append(f"| {m} | {r['ours_load']:.0f} ms | {r['torch_load']:.0f} ms | {r['ratio_load']:.3f}"
                  f" | {r['ours_forward_b1']:.1f} ms | {r['torch_forward_b1']:.1f} ms | {r['ratio_forward_b1']:.3f} |"
                  f" {r['ours_forward_b8']:.0f} ms | {r['torch_forward_b8']:.0f} ms | {r['ratio_forward_b8']:.3f} |")
-    L.append("")
-    L.append("### Peak RSS (one image, end to end)")
-    L.append("")
-    L.append("| model | classify-image | original | fair Python | ours / original | target ≤ 0.4 |")
-    L.append("| --- | --- | --- | --- | --- | --- |")
+    table(L, "Peak RSS (one image, end to end)",
+          ["model", "classify-image", "original", "fair Python", "ours / original", "target ≤ 0.4"])
     for m, r in results.items():
         q = ratio(r["rss_ours"], r["rss_original"])
         L.append(f"| {m} | {r['rss_ours']:.0f} MiB | {r['rss_original']:.0f} MiB | {r['rss_fair']:.0f} MiB | {q:.3f} |"
                  f" {verdict(q <= 0.4)} |")
-    L.append("")
-    L.append(f"### Folder of {folder_images} images, {THROUGHPUT_MODEL}, annotated copies written")
-    L.append("")
-    L.append("| run | wall time | images/s | classify-image's speed-up | peak RSS |")
-    L.append("| --- | --- | --- | --- | --- |")
+    table(L, f"Folder of {folder_images} images, {THROUGHPUT_MODEL}, annotated copies written",
+          ["run", "wall time", "images/s", "classify-image's speed-up", "peak RSS"])
     ours_t = folder_times["ours"]
     for name, label in (("ours", f"classify-image, one process, batches of {BATCH}"),
                         ("fair", f"fair Python, one process, batches of {BATCH}"),
@@ -385,11 +378,7 @@ def render(machine, results, folder_images, folder_times, folder_rss, prof, quic
         t = folder_times[name]
         rss = f"{folder_rss[name]:.0f} MiB" if name in folder_rss else "as one image"
         L.append(f"| {label} | {t:.2f} s | {folder_images / t:.2f} | {ratio(t, ours_t):.1f}× | {rss} |")
-    L.append("")
-    L.append("### Targets")
-    L.append("")
-    L.append("| target | measured | |")
-    L.append("| --- | --- | --- |")
+    table(L, "Targets", ["target", "measured", ""])
     for m, r in results.items():
         q = ratio(r["e2e_ours"], r["e2e_original"])
         L.append(f"| {m}: end to end ≤ 0.15× original | {q:.3f}× | {verdict(q <= 0.15)} |")
@@ -414,11 +403,7 @@ def render(machine, results, folder_images, folder_times, folder_rss, prof, quic
     for m, r in results.items():
         q = ratio(r["rss_ours"], r["rss_original"])
         L.append(f"| {m}: peak RSS ≤ 0.4× original | {q:.3f}× | {verdict(q <= 0.4)} |")
-    L.append("")
-    L.append("### Profile: ResNet-50, batch 1, as classify-image runs it (libtorch's profiler)")
-    L.append("")
-    L.append("| op | calls | ms per image | share |")
-    L.append("| --- | --- | --- | --- |")
+    table(L, "Profile: ResNet-50, batch 1, as classify-image runs it (libtorch's profiler)", ["op", "calls", "ms per image", "share"])
     for key, count, ms, share in prof["table"]:
         L.append(f"| {key} | {count} | {ms:.1f} | {share:.0f}% |")
     conv_rate = 2 * RESNET50_GMACS / (prof["conv_ms"] / 1e3) if prof["conv_ms"] else float("nan")
