@@ -49,11 +49,8 @@ fn assert_same_as_python(model: &str, img: &str, weights: &Path) {
     assert!(rs.status.success(), "classify-image failed: {}", String::from_utf8_lossy(&rs.stderr));
     let (py_out, rs_out) = (String::from_utf8(py.stdout).unwrap(), String::from_utf8(rs.stdout).unwrap());
     assert_eq!(rs_out.lines().count(), 9, "{rs_out}");
-    let rounded_apart = if rs_out == py_out {
-        Vec::new()
-    } else {
-        same_but_rounding(model, img, weights, &rs_out, &py_out)
-    };
+    let rounded_apart =
+        if rs_out == py_out { Vec::new() } else { same_but_rounding(model, img, weights, &rs_out, &py_out) };
     // The annotated image: the Python original's, or, where the caption's percentage was rounded the other way,
     // the original's drawing (cv2.putText, as in classify_image.py) of classify-image's caption.
     let expected_png = if rounded_apart.contains(&0) {
@@ -121,7 +118,11 @@ fn same_but_rounding(model: &str, img: &str, weights: &Path, rs_out: &str, py_ou
         assert!((a - b).abs() < 0.0101, "{context}");
         let boundary = (a + b) / 2.0 / 100.0;
         let rank = i - 4;
-        assert!((exact[rank] - boundary).abs() < 2.5e-5, "{context}\n(probability {} is not on the boundary)", exact[rank]);
+        assert!(
+            (exact[rank] - boundary).abs() < 2.5e-5,
+            "{context}\n(probability {} is not on the boundary)",
+            exact[rank]
+        );
         apart.push(rank);
     }
     apart

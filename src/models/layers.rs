@@ -211,9 +211,7 @@ impl BatchNorm2d {
             eps,
         })
     }
-}
 
-impl BatchNorm2d {
     /// The convolution `conv` followed by this BatchNorm, as one convolution: at inference BatchNorm is
     /// `(y - mean) * gamma / sqrt(var + eps) + beta`, an affine map per channel, which goes into the
     /// convolution's weights and bias. The per-channel factors are computed in float64, so each folded weight

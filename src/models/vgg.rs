@@ -31,7 +31,8 @@ pub fn build(p: &P, cfg: &[i64], batch_norm: bool) -> Result<Box<dyn Network>, B
             index += 1; // MaxPool2d
         } else {
             let conv = Conv2d::load(&f.sub(index), cin, c, [3, 3], ConvCfg::default().pad(1))?;
-            let conv = if batch_norm { BatchNorm2d::load(&f.sub(index + 1), c, 1e-5)?.fold_into(conv, &f) } else { conv };
+            let conv =
+                if batch_norm { BatchNorm2d::load(&f.sub(index + 1), c, 1e-5)?.fold_into(conv, &f) } else { conv };
             features.push(Some(conv));
             index += if batch_norm { 3 } else { 2 }; // Conv2d, [BatchNorm2d,] ReLU
             cin = c;
