@@ -1,5 +1,5 @@
 //! DenseNet (Huang et al., 2016), as torchvision builds it. Unlike `tch::vision::densenet`, the transitions and
-//! the final pool take the mean (SPEC §4: tch's sum pooling is off by up to 3.6e4).
+//! the final pool take the mean, as torchvision's do: tch's sums put its logits off by up to 3.6e4.
 use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear, Params, P};
 use super::{BuildError, Network};
 use tch::{nn::Module, Tensor};

@@ -1,6 +1,6 @@
-//! Inception v3 (Szegedy et al., 2015), as torchvision builds it, with `transform_input` as the seed's
-//! `pretrained=True` model runs (SPEC §4). The auxiliary classifier only matters in training; its weights are
-//! accepted and left unused.
+//! Inception v3 (Szegedy et al., 2015), as torchvision builds it, with `transform_input` on, as
+//! `inception_v3(pretrained=True)` sets it and so as the seed's model runs. The auxiliary classifier only
+//! matters in training; its weights are accepted and left unused.
 use super::layers::{ConvBn, ConvCfg, Linear, Params, P};
 use super::{BuildError, Network};
 use crate::config::{MEAN, STD};

@@ -1,11 +1,11 @@
 //! The building blocks of every family, made straight from loaded tensors.
 //!
 //! tch's `nn::conv2d` and friends create their parameters in a `VarStore` with a random initialisation that
-//! loading then overwrites (1.3 s for VGG16, SPEC §6). Here a layer takes its tensors out of [`Params`] by
-//! `state_dict` name, checking each shape, so nothing is initialised or copied twice. The layers implement
+//! loading then overwrites (1.3 s of initialisation for VGG16). Here a layer takes its tensors out of [`Params`]
+//! by `state_dict` name, checking each shape, so nothing is initialised or copied twice. The layers implement
 //! `tch::nn::Module`, so the families compose them like any tch module.
 //!
-//! Two things are done once here so that inference does less (issue 6, BENCHMARKS.md): a BatchNorm that
+//! Two things are done once here so that inference does less (measurements in BENCHMARKS.md): a BatchNorm that
 //! follows a convolution is folded into that convolution's weights and bias, and on the CPU convolution weights
 //! are stored channels-last, the layout oneDNN's convolutions run fastest in.
 use super::BuildError;
@@ -19,11 +19,38 @@ pub struct Params {
     device: Device,
     /// The floating-point type the layers compute in (Float, or Half for `--half`).
     kind: Kind,
+    /// Unit tests only: every tensor the model asks for and the file lacks is made up (zeros of the shape
+    /// asked for) and its name and shape recorded, so that a model builds without a weights file.
+    #[cfg(test)]
+    made_up: Option<RefCell<Vec<MadeUp>>>,
 }
+
+/// A tensor made up in unit tests: its name and shape.
+#[cfg(test)]
+type MadeUp = (String, Vec<i64>);
 
 impl Params {
     pub fn new(tensors: NamedTensors, device: Device, kind: Kind) -> Self {
-        Params { tensors: RefCell::new(tensors), device, kind }
+        Params {
+            tensors: RefCell::new(tensors),
+            device,
+            kind,
+            #[cfg(test)]
+            made_up: None,
+        }
+    }
+
+    /// No tensors: each one the model asks for is made up, zeros of the shape it asks for (a `-1`, the
+    /// classifier's size, becomes 1000). [`Params::made_up_tensors`] lists them afterwards.
+    #[cfg(test)]
+    pub fn made_up(device: Device) -> Self {
+        Params { made_up: Some(RefCell::default()), ..Params::new(NamedTensors::new(), device, Kind::Float) }
+    }
+
+    /// The tensors made up so far, as (name, shape), in the order the model asked for them.
+    #[cfg(test)]
+    pub fn made_up_tensors(&self) -> Vec<MadeUp> {
+        self.made_up.as_ref().map_or_else(Vec::new, |m| m.borrow().clone())
     }
 
     pub fn root(&self) -> P<'_> {
@@ -82,7 +109,10 @@ impl<'a> P<'a> {
     /// the network's floating-point type.
     pub fn take(&self, name: &str, shape: &[i64]) -> Result<Tensor, BuildError> {
         let key = self.key(name);
-        let tensor = self.params.tensors.borrow_mut().remove(&key).ok_or_else(|| {
+        let tensor = self.params.tensors.borrow_mut().remove(&key);
+        #[cfg(test)]
+        let tensor = tensor.or_else(|| self.make_up(&key, shape));
+        let tensor = tensor.ok_or_else(|| {
             BuildError(format!("has no `{key}`, which the model needs (weights for another architecture?)"))
         })?;
         let size = tensor.size();
@@ -98,6 +128,14 @@ impl<'a> P<'a> {
             return Err(BuildError(format!("has NaN or infinite values in `{key}` (corrupt weights)")));
         }
         Ok(tensor.to_device(self.params.device).to_kind(self.params.kind).contiguous())
+    }
+
+    /// In [`Params::made_up`]'s mode, zeros of `shape` (`-1` read as 1000), recorded under `key`.
+    #[cfg(test)]
+    fn make_up(&self, key: &str, shape: &[i64]) -> Option<Tensor> {
+        let shape: Vec<i64> = shape.iter().map(|&s| if s == -1 { 1000 } else { s }).collect();
+        self.params.made_up.as_ref()?.borrow_mut().push((key.to_string(), shape.clone()));
+        Some(Tensor::zeros(shape.as_slice(), (Kind::Float, Device::Cpu)))
     }
 
     /// A convolution weight in the layout its device computes fastest with: channels-last on the CPU.

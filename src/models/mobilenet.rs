@@ -30,20 +30,24 @@ struct Unit {
     act: Act,
 }
 
+/// A [`Unit`]'s settings besides its channels.
+#[derive(Debug, Clone, Copy)]
+struct UnitCfg {
+    kernel: i64,
+    stride: i64,
+    /// One filter per channel (groups = channels), as in the blocks' middle convolution.
+    depthwise: bool,
+    /// BatchNorm's epsilon.
+    eps: f64,
+    act: Act,
+}
+
 impl Unit {
-    #[allow(clippy::too_many_arguments)]
-    fn load(
-        p: &P,
-        cin: i64,
-        cout: i64,
-        k: i64,
-        stride: i64,
-        groups: i64,
-        eps: f64,
-        act: Act,
-    ) -> Result<Self, BuildError> {
-        let cfg = ConvCfg::default().stride(stride).pad((k - 1) / 2).groups(groups);
-        Ok(Unit { conv_bn: ConvBn::load(p, ("0", "1"), cin, cout, [k, k], cfg, eps)?, act })
+    fn load(p: &P, cin: i64, cout: i64, cfg: UnitCfg) -> Result<Self, BuildError> {
+        let UnitCfg { kernel: k, stride, depthwise, eps, act } = cfg;
+        let groups = if depthwise { cin } else { 1 };
+        let conv = ConvCfg::default().stride(stride).pad((k - 1) / 2).groups(groups);
+        Ok(Unit { conv_bn: ConvBn::load(p, ("0", "1"), cin, cout, [k, k], conv, eps)?, act })
     }
 }
 
@@ -127,108 +131,143 @@ impl Network for MobileNet {
     }
 }
 
-/// (expansion, channels, repeats, stride) of MobileNet V2's stages.
-const V2_STAGES: [(i64, i64, i64, i64); 7] =
-    [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+/// One stage of MobileNet V2: `repeats` inverted residual blocks with `channels` outputs, the first with
+/// `stride`, each expanding its input `expansion` times (torchvision's `t, c, n, s`).
+struct V2Stage {
+    expansion: i64,
+    channels: i64,
+    repeats: i64,
+    stride: i64,
+}
+
+const V2_STAGES: [V2Stage; 7] = [
+    V2Stage { expansion: 1, channels: 16, repeats: 1, stride: 1 },
+    V2Stage { expansion: 6, channels: 24, repeats: 2, stride: 2 },
+    V2Stage { expansion: 6, channels: 32, repeats: 3, stride: 2 },
+    V2Stage { expansion: 6, channels: 64, repeats: 4, stride: 2 },
+    V2Stage { expansion: 6, channels: 96, repeats: 3, stride: 1 },
+    V2Stage { expansion: 6, channels: 160, repeats: 3, stride: 2 },
+    V2Stage { expansion: 6, channels: 320, repeats: 1, stride: 1 },
+];
+
+/// V2's units: 1×1, BatchNorm eps 1e-5, ReLU6, unless an entry says otherwise.
+const V2_UNIT: UnitCfg = UnitCfg { kernel: 1, stride: 1, depthwise: false, eps: 1e-5, act: Act::Relu6 };
 
 pub fn build_v2(p: &P) -> Result<Box<dyn Network>, BuildError> {
-    const EPS: f64 = 1e-5;
     let f = p.sub("features");
-    let stem = Unit::load(&f.sub(0), 3, 32, 3, 2, 1, EPS, Act::Relu6)?;
+    let stem = Unit::load(&f.sub(0), 3, 32, UnitCfg { kernel: 3, stride: 2, ..V2_UNIT })?;
     let (mut features, mut cin) = (Vec::new(), 32);
-    for (t, c, n, s) in V2_STAGES {
-        for i in 0..n {
+    for stage in &V2_STAGES {
+        for i in 0..stage.repeats {
             let b = f.sub(features.len() + 1).sub("conv");
-            let (stride, hidden) = (if i == 0 { s } else { 1 }, cin * t);
+            let (stride, hidden, c) = (if i == 0 { stage.stride } else { 1 }, cin * stage.expansion, stage.channels);
             let mut layers = Vec::new();
-            if t != 1 {
-                layers.push(Layer::Unit(Unit::load(&b.sub(0), cin, hidden, 1, 1, 1, EPS, Act::Relu6)?));
+            if stage.expansion != 1 {
+                layers.push(Layer::Unit(Unit::load(&b.sub(0), cin, hidden, V2_UNIT)?));
             }
             let at = layers.len();
-            layers.push(Layer::Unit(Unit::load(&b.sub(at), hidden, hidden, 3, stride, hidden, EPS, Act::Relu6)?));
+            let depthwise = UnitCfg { kernel: 3, stride, depthwise: true, ..V2_UNIT };
+            layers.push(Layer::Unit(Unit::load(&b.sub(at), hidden, hidden, depthwise)?));
             let names = ((at + 1).to_string(), (at + 2).to_string());
-            let project = ConvBn::load(&b, (&names.0, &names.1), hidden, c, [1, 1], ConvCfg::default(), EPS)?;
+            let project = ConvBn::load(&b, (&names.0, &names.1), hidden, c, [1, 1], ConvCfg::default(), V2_UNIT.eps)?;
             layers.push(Layer::Project(project));
             features.push(InvertedResidual { layers, residual: stride == 1 && cin == c });
             cin = c;
         }
     }
-    let last = Unit::load(&f.sub(features.len() + 1), cin, 1280, 1, 1, 1, EPS, Act::Relu6)?;
+    let last = Unit::load(&f.sub(features.len() + 1), cin, 1280, V2_UNIT)?;
     let classifier = Linear::load(&p.sub("classifier").sub(1), 1280, None)?;
     Ok(Box::new(MobileNet { features, stem, last, hidden: None, classifier }))
 }
 
-/// One V3 block: input, kernel, expanded, output channels, squeeze-and-excitation, hard swish, stride.
-type V3Block = (i64, i64, i64, i64, bool, bool, i64);
+/// One V3 block, torchvision's `InvertedResidualConfig`: a 1×1 expansion from `input` to `expanded` channels
+/// (none if they are equal), a `kernel`×`kernel` depthwise convolution with `stride`, squeeze-and-excitation if
+/// `se`, a 1×1 projection to `out` channels; `act` after the expansion and the depthwise convolution.
+struct BlockConfig {
+    input: i64,
+    kernel: i64,
+    expanded: i64,
+    out: i64,
+    se: bool,
+    act: Act,
+    stride: i64,
+}
 
 pub struct V3 {
-    blocks: &'static [V3Block],
+    blocks: &'static [BlockConfig],
     last_channel: i64,
 }
 
+const RE: Act = Act::Relu;
+const HS: Act = Act::Hardswish;
+
 pub const V3_LARGE: V3 = V3 {
     blocks: &[
-        (16, 3, 16, 16, false, false, 1),
-        (16, 3, 64, 24, false, false, 2),
-        (24, 3, 72, 24, false, false, 1),
-        (24, 5, 72, 40, true, false, 2),
-        (40, 5, 120, 40, true, false, 1),
-        (40, 5, 120, 40, true, false, 1),
-        (40, 3, 240, 80, false, true, 2),
-        (80, 3, 200, 80, false, true, 1),
-        (80, 3, 184, 80, false, true, 1),
-        (80, 3, 184, 80, false, true, 1),
-        (80, 3, 480, 112, true, true, 1),
-        (112, 3, 672, 112, true, true, 1),
-        (112, 5, 672, 160, true, true, 2),
-        (160, 5, 960, 160, true, true, 1),
-        (160, 5, 960, 160, true, true, 1),
+        BlockConfig { input: 16, kernel: 3, expanded: 16, out: 16, se: false, act: RE, stride: 1 },
+        BlockConfig { input: 16, kernel: 3, expanded: 64, out: 24, se: false, act: RE, stride: 2 },
+        BlockConfig { input: 24, kernel: 3, expanded: 72, out: 24, se: false, act: RE, stride: 1 },
+        BlockConfig { input: 24, kernel: 5, expanded: 72, out: 40, se: true, act: RE, stride: 2 },
+        BlockConfig { input: 40, kernel: 5, expanded: 120, out: 40, se: true, act: RE, stride: 1 },
+        BlockConfig { input: 40, kernel: 5, expanded: 120, out: 40, se: true, act: RE, stride: 1 },
+        BlockConfig { input: 40, kernel: 3, expanded: 240, out: 80, se: false, act: HS, stride: 2 },
+        BlockConfig { input: 80, kernel: 3, expanded: 200, out: 80, se: false, act: HS, stride: 1 },
+        BlockConfig { input: 80, kernel: 3, expanded: 184, out: 80, se: false, act: HS, stride: 1 },
+        BlockConfig { input: 80, kernel: 3, expanded: 184, out: 80, se: false, act: HS, stride: 1 },
+        BlockConfig { input: 80, kernel: 3, expanded: 480, out: 112, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 112, kernel: 3, expanded: 672, out: 112, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 112, kernel: 5, expanded: 672, out: 160, se: true, act: HS, stride: 2 },
+        BlockConfig { input: 160, kernel: 5, expanded: 960, out: 160, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 160, kernel: 5, expanded: 960, out: 160, se: true, act: HS, stride: 1 },
     ],
     last_channel: 1280,
 };
 
 pub const V3_SMALL: V3 = V3 {
     blocks: &[
-        (16, 3, 16, 16, true, false, 2),
-        (16, 3, 72, 24, false, false, 2),
-        (24, 3, 88, 24, false, false, 1),
-        (24, 5, 96, 40, true, true, 2),
-        (40, 5, 240, 40, true, true, 1),
-        (40, 5, 240, 40, true, true, 1),
-        (40, 5, 120, 48, true, true, 1),
-        (48, 5, 144, 48, true, true, 1),
-        (48, 5, 288, 96, true, true, 2),
-        (96, 5, 576, 96, true, true, 1),
-        (96, 5, 576, 96, true, true, 1),
+        BlockConfig { input: 16, kernel: 3, expanded: 16, out: 16, se: true, act: RE, stride: 2 },
+        BlockConfig { input: 16, kernel: 3, expanded: 72, out: 24, se: false, act: RE, stride: 2 },
+        BlockConfig { input: 24, kernel: 3, expanded: 88, out: 24, se: false, act: RE, stride: 1 },
+        BlockConfig { input: 24, kernel: 5, expanded: 96, out: 40, se: true, act: HS, stride: 2 },
+        BlockConfig { input: 40, kernel: 5, expanded: 240, out: 40, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 40, kernel: 5, expanded: 240, out: 40, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 40, kernel: 5, expanded: 120, out: 48, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 48, kernel: 5, expanded: 144, out: 48, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 48, kernel: 5, expanded: 288, out: 96, se: true, act: HS, stride: 2 },
+        BlockConfig { input: 96, kernel: 5, expanded: 576, out: 96, se: true, act: HS, stride: 1 },
+        BlockConfig { input: 96, kernel: 5, expanded: 576, out: 96, se: true, act: HS, stride: 1 },
     ],
     last_channel: 1024,
 };
 
+/// V3's units: 1×1, BatchNorm eps 1e-3, hard swish, unless an entry says otherwise.
+const V3_UNIT: UnitCfg = UnitCfg { kernel: 1, stride: 1, depthwise: false, eps: 1e-3, act: Act::Hardswish };
+
 pub fn build_v3(p: &P, cfg: &V3) -> Result<Box<dyn Network>, BuildError> {
-    const EPS: f64 = 1e-3;
     let f = p.sub("features");
-    let stem = Unit::load(&f.sub(0), 3, 16, 3, 2, 1, EPS, Act::Hardswish)?;
+    let stem = Unit::load(&f.sub(0), 3, 16, UnitCfg { kernel: 3, stride: 2, ..V3_UNIT })?;
     let mut features = Vec::new();
-    for (i, &(cin, k, exp, cout, se, hs, stride)) in cfg.blocks.iter().enumerate() {
+    for (i, blk) in cfg.blocks.iter().enumerate() {
         let b = f.sub(i + 1).sub("block");
-        let act = if hs { Act::Hardswish } else { Act::Relu };
+        let (cin, exp) = (blk.input, blk.expanded);
         let mut layers = Vec::new();
         if exp != cin {
-            layers.push(Layer::Unit(Unit::load(&b.sub(0), cin, exp, 1, 1, 1, EPS, act)?));
+            layers.push(Layer::Unit(Unit::load(&b.sub(0), cin, exp, UnitCfg { act: blk.act, ..V3_UNIT })?));
         }
-        layers.push(Layer::Unit(Unit::load(&b.sub(layers.len()), exp, exp, k, stride, exp, EPS, act)?));
-        if se {
+        let depthwise = UnitCfg { kernel: blk.kernel, stride: blk.stride, depthwise: true, act: blk.act, ..V3_UNIT };
+        layers.push(Layer::Unit(Unit::load(&b.sub(layers.len()), exp, exp, depthwise)?));
+        if blk.se {
             let s = b.sub(layers.len());
             let squeeze = make_divisible((exp / 4) as f64, 8);
             let fc1 = Conv2d::load(&s.sub("fc1"), exp, squeeze, [1, 1], ConvCfg::default())?;
             let fc2 = Conv2d::load(&s.sub("fc2"), squeeze, exp, [1, 1], ConvCfg::default())?;
             layers.push(Layer::Se(SqueezeExcite { fc1, fc2 }));
         }
-        layers.push(Layer::Unit(Unit::load(&b.sub(layers.len()), exp, cout, 1, 1, 1, EPS, Act::None)?));
-        features.push(InvertedResidual { layers, residual: stride == 1 && cin == cout });
+        let project = UnitCfg { act: Act::None, ..V3_UNIT };
+        layers.push(Layer::Unit(Unit::load(&b.sub(layers.len()), exp, blk.out, project)?));
+        features.push(InvertedResidual { layers, residual: blk.stride == 1 && cin == blk.out });
     }
-    let cin = cfg.blocks.last().expect("blocks").3;
-    let last = Unit::load(&f.sub(cfg.blocks.len() + 1), cin, 6 * cin, 1, 1, 1, EPS, Act::Hardswish)?;
+    let cin = cfg.blocks.last().expect("blocks").out;
+    let last = Unit::load(&f.sub(cfg.blocks.len() + 1), cin, 6 * cin, V3_UNIT)?;
     let c = p.sub("classifier");
     let hidden = Linear::load(&c.sub(0), 6 * cin, Some(cfg.last_channel))?;
     let classifier = Linear::load(&c.sub(3), cfg.last_channel, None)?;
