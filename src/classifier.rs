@@ -1,5 +1,5 @@
 //! The library's main entry point: a model with its weights, ready to score images.
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightsError};
 use crate::models::{layers::Params, ModelId, Network, Preset};
 use crate::{preprocess, weights};
 use opencv::core::Mat;
@@ -77,15 +77,15 @@ impl Classifier {
         Self::with_precision(model, weights, device, Kind::Float)
     }
 
-    /// [`Classifier::new`] with the parameters in `kind`: `Kind::Half` runs in float16 (`--half`), on CUDA
-    /// only, where it is fast.
+    /// [`Classifier::new`] with the parameters in `kind`: `Kind::Half` runs in float16, on CUDA only, where
+    /// it is fast.
     pub fn with_precision(model: ModelId, weights: &Path, device: Device, kind: Kind) -> Result<Self> {
         check_precision(device, kind)?;
         let spec = model.spec();
         let checkpoint = weights::read_mapped(weights)?;
         let net = spec
             .build(Params::new(checkpoint.tensors, device, kind))
-            .map_err(|e| Error::weights(weights, format!("does not fit {}: it {}", spec.name, e.0)))?;
+            .map_err(|e| Error::weights(weights, WeightsError::DoesNotFit { model: spec.name, reason: e.0 }))?;
         // On a GPU every parameter was copied to the device: the map is not needed any more.
         let map = (device == Device::Cpu).then_some(checkpoint.map);
         Ok(Classifier { net, preset: spec.preset, device, kind, _weights: map })
@@ -97,35 +97,26 @@ impl Classifier {
     /// A TorchScript file is a program, not just weights: load only files you trust.
     pub fn torchscript(path: &Path, preset: Preset, device: Device, kind: Kind) -> Result<Self> {
         check_precision(device, kind)?;
-        let fail = |reason: String| Error::weights(path, reason);
+        let fail = |source: WeightsError| Error::weights(path, source);
         if !weights::is_torchscript(path) {
-            return Err(fail(
-                "is not a TorchScript file (no code/ and constants.pkl inside); a state dict goes to --weights with -m ARCH"
-                    .into(),
-            ));
+            return Err(fail(WeightsError::NotTorchScript));
         }
-        let mut module = tch::CModule::load_on_device(path, device).map_err(|e| {
-            fail(format!("libtorch cannot load it as TorchScript: {}", crate::error::first_line(&e.to_string())))
-        })?;
+        let mut module = tch::CModule::load_on_device(path, device).map_err(|e| fail(WeightsError::TorchScript(e)))?;
         module.set_eval();
         module.to(device, kind, false);
         let blank = Tensor::zeros([1, 3, preset.size, preset.size], (kind, device));
         let probe = {
             let _no_grad = tch::no_grad_guard();
-            module.forward_ts(&[blank]).map_err(|e| {
-                fail(format!(
-                    "fails on a {0}×{0} input ({1}); check --size",
-                    preset.size,
-                    crate::error::first_line(&e.to_string())
-                ))
-            })?
+            module
+                .forward_ts(&[blank])
+                .map_err(|source| fail(WeightsError::TorchScriptInput { size: preset.size, source }))?
         };
         match probe.size().as_slice() {
             [1, classes] => {
                 let net = Box::new(Scripted { module, classes: *classes });
                 Ok(Classifier { net, preset, device, kind, _weights: None })
             }
-            other => Err(fail(format!("returns shape {other:?} for one image; it must return [1, classes]"))),
+            other => Err(fail(WeightsError::TorchScriptOutput { shape: other.to_vec() })),
         }
     }
 
@@ -135,9 +126,10 @@ impl Classifier {
     }
 
     /// Loads `model` with its official weights, found (or downloaded into torchvision's cache) as
-    /// [`weights::hub::resolve`] says.
+    /// [`weights::hub::resolve`] says, with [`weights::hub::Fetch::default`]: a download is announced on
+    /// stderr, and nothing is read from the environment but torchvision's cache location.
     pub fn official(model: ModelId, device: Device) -> Result<Self> {
-        let path = weights::hub::resolve(model.spec(), None, weights::hub::Fetch::new(false, false))?;
+        let path = weights::hub::resolve(model.spec(), None, &weights::hub::Fetch::default())?;
         Self::new(model, &path, device)
     }
 
@@ -186,10 +178,7 @@ fn check_precision(device: Device, kind: Kind) -> Result<()> {
     match kind {
         Kind::Float => Ok(()),
         Kind::Half if device.is_cuda() => Ok(()),
-        Kind::Half => {
-            Err(Error::Usage("--half needs a CUDA device (float16 on the CPU is slow or unsupported)".into()))
-        }
-        other => Err(Error::Usage(format!("cannot run a network in {other:?}; use float32 or float16"))),
+        _ => Err(Error::Precision { kind, device }),
     }
 }
 

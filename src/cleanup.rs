@@ -25,13 +25,15 @@ impl Drop for Tracked {
 /// Exit code after an interruption, as shells report SIGINT.
 pub const INTERRUPTED: i32 = 130;
 
-/// On SIGINT or SIGTERM: remove the live temporary files, say so, exit with [`INTERRUPTED`].
-pub fn install_signal_handler() {
-    let _ = ctrlc::set_handler(|| {
+/// On SIGINT or SIGTERM: remove the live temporary files, run `epilogue` (the caller's last words, such as
+/// closing a JSON array on stdout), say so, exit with [`INTERRUPTED`].
+pub fn install_signal_handler(epilogue: fn()) {
+    let _ = ctrlc::set_handler(move || {
         let paths: Vec<PathBuf> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
         for path in &paths {
             let _ = std::fs::remove_file(path);
         }
+        epilogue();
         eprintln!("interrupted; {} unfinished file(s) removed", paths.len());
         // _exit, not exit: the main thread may be inside OpenCV, FFmpeg or libtorch, whose static destructors
         // (run by exit) would then crash.

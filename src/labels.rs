@@ -1,5 +1,5 @@
 //! Class names: one per line, stripped, like the seed's `dict(enumerate(open(IN_LABELS)))` + `.strip()`.
-use crate::error::{Error, Result};
+use crate::error::{Error, LabelsError, Result};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -15,10 +15,8 @@ impl Labels {
 
     /// Reads a label file: one class per line; empty trailing lines are ignored.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Labels {
-            path: path.to_path_buf(),
-            reason: format!("{e}; give a UTF-8 text file with one class name per line"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Labels { path: path.to_path_buf(), source: LabelsError::Io(e) })?;
         Ok(Self::parse(&text))
     }
 
@@ -37,10 +35,7 @@ impl Labels {
         }
         Err(Error::Labels {
             path: source.to_path_buf(),
-            reason: format!(
-                "has {} labels but the model has {classes} classes; give a file with one line per class",
-                self.names.len()
-            ),
+            source: LabelsError::Count { labels: self.names.len(), classes },
         })
     }
 

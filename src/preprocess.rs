@@ -3,7 +3,8 @@
 //! which computes in float64 (the lists are float64 arrays) and stores back to float32; HWC→CHW; batch of 1.
 //! With torchvision's preset the squash is replaced by its eval geometry: shorter side to `resize` with
 //! torchvision's antialiased bilinear filter (libtorch's, made to match PIL), then the centre crop.
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, Result};
+use crate::imagesize::{self, sniff, Format, EOI};
 use crate::models::Preset;
 use opencv::{
     core::{Mat, Size},
@@ -13,71 +14,107 @@ use opencv::{
 use std::path::Path;
 use tch::{Kind, Tensor};
 
+/// The largest image that torchvision's preparation resizes to before its crop: 16 Mpixels (192 MB as float),
+/// an aspect ratio of 256:1 at the usual resize to 256.
+pub const MAX_RESIZED_PIXELS: u64 = 16_000_000;
+
 /// The largest image decoded: 100 Mpixels (300 MB as 8-bit BGR), far above any camera's.
 pub const MAX_PIXELS: u64 = 100_000_000;
 
 /// Reads an image file as 8-bit BGR, as `cv2.imread` does: grayscale, alpha and 16-bit images are converted.
 /// The bytes are read by Rust so that any path works and the error says why (missing, a folder, unreadable),
-/// and the declared size is checked against [`MAX_PIXELS`] before anything is decoded.
+/// and the declared size is checked against [`MAX_PIXELS`] before anything is decoded. Damage that still
+/// decodes is dropped; [`read_image_with_warnings`] reports it.
 pub fn read_image(path: &Path) -> Result<Mat> {
-    let fail = |reason: String| Error::Image { path: path.to_path_buf(), reason };
+    read_image_with_warnings(path).map(|(image, _)| image)
+}
+
+/// [`read_image`], with the damage found in a file that still decodes (a JPEG cut short…), as short phrases
+/// that do not name the file.
+pub fn read_image_with_warnings(path: &Path) -> Result<(Mat, Vec<String>)> {
+    let fail = |source: ImageError| Error::Image { path: path.to_path_buf(), source };
     if path.is_dir() {
-        return Err(fail("it is a directory; give an image file".into()));
+        return Err(fail(ImageError::IsDirectory));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("{e}; check the path")))?;
-    decode(&bytes).map_err(fail)
+    let bytes = std::fs::read(path).map_err(|e| fail(ImageError::Io(e)))?;
+    decode_with_warnings(&bytes).map_err(fail)
 }
 
 /// [`read_image`] on bytes already in memory; the error is the reason alone.
-pub fn decode(bytes: &[u8]) -> std::result::Result<Mat, String> {
+pub fn decode(bytes: &[u8]) -> std::result::Result<Mat, ImageError> {
+    decode_with_warnings(bytes).map(|(image, _)| image)
+}
+
+/// [`read_image_with_warnings`] on bytes already in memory; the error is the reason alone.
+///
+/// GIF, which Debian's OpenCV 4.6 does not read, goes through the `image` crate and comes out as
+/// `cv2.imread` 4.12 gives it; everything else goes through OpenCV. Nothing process-wide is touched: the C
+/// decoders may still print their own complaints on stderr.
+pub fn decode_with_warnings(bytes: &[u8]) -> std::result::Result<(Mat, Vec<String>), ImageError> {
     if bytes.is_empty() {
-        return Err("the file is empty".into());
+        return Err(ImageError::Empty);
     }
-    use crate::imagesize::{sniff, Format};
-    let dims = match sniff(bytes) {
-        None => {
-            return Err("it is not a PNG, JPEG, BMP, TIFF, WebP or PNM image (other formats are not decoded)".into());
+    let (format, dims) = match sniff(bytes) {
+        None => return Err(ImageError::NotAnImage),
+        Some((Format::Avif, _)) => return Err(ImageError::AvifUnsupported),
+        Some((format @ (Format::Pnm | Format::Webp), None)) => {
+            return Err(ImageError::MalformedHeader { format: format.name() })
         }
-        Some((Format::Pnm, None)) => return Err("its PNM header is malformed".into()),
-        Some((_, dims)) => dims,
+        Some(found) => found,
     };
-    if let Some((w, h)) = dims {
-        let pixels = w.saturating_mul(h);
-        if pixels > MAX_PIXELS {
-            return Err(format!(
-                "it declares {w}×{h} pixels, more than the {} Mpixel limit; scale it down first",
-                MAX_PIXELS / 1_000_000
-            ));
+    if let Some((width, height)) = dims {
+        if width.saturating_mul(height) > MAX_PIXELS {
+            return Err(ImageError::TooLarge { width, height, limit: MAX_PIXELS });
         }
     }
-    let undecodable = "OpenCV cannot decode it (not an image, or truncated); give a PNG, JPEG, BMP, TIFF or WebP file";
-    let buf = Mat::from_slice(bytes).map_err(|e| e.to_string())?;
+    match format {
+        Format::Gif => Ok((decode_gif(bytes)?, vec![])),
+        Format::Jpeg if !imagesize::jpeg_complete(bytes) => {
+            // libjpeg's file reader, which cv2.imread uses, ends data that stops short with an end-of-image
+            // marker, and the coefficients never read stay zero: grey blocks, or blurred ones where a progressive
+            // JPEG's first scans were read. OpenCV's memory reader leaves other values there (measured against
+            // cv2.imread: up to 201 apart); with the marker added here the pixels are cv2.imread's.
+            let ended = [bytes, &[0xff, EOI]].concat();
+            let warning = "truncated JPEG (no end-of-image marker): the missing part decodes grey or blurred";
+            Ok((decode_opencv(&ended, format)?, vec![warning.to_string()]))
+        }
+        _ => Ok((decode_opencv(bytes, format)?, vec![])),
+    }
+}
+
+fn decode_opencv(bytes: &[u8], format: Format) -> std::result::Result<Mat, ImageError> {
+    let undecodable = || ImageError::Undecodable { format: format.name() };
+    let buf = Mat::from_slice(bytes).map_err(ImageError::OpenCv)?;
     // IMREAD_COLOR: always 8-bit, 3 channels (gray is expanded, alpha dropped, 16-bit scaled down).
-    let image =
-        without_stderr(|| imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR)).map_err(|_| undecodable.to_string())?;
+    let image = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR).map_err(|_| undecodable())?;
     if image.empty() {
-        return Err(undecodable.into());
+        return Err(undecodable());
     }
     Ok(image)
 }
 
-/// Runs `f` with the process's stderr pointed at /dev/null: libpng and libjpeg print their own warnings and
-/// errors there ("libpng error: PNG input buffer is incomplete", "Corrupt JPEG data: …"), which would break our
-/// one-line messages; ours already says what went wrong.
-fn without_stderr<T>(f: impl FnOnce() -> T) -> T {
-    use std::os::fd::AsRawFd;
-    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else { return f() };
-    // SAFETY: plain descriptor calls on fd 2 and on descriptors we own; the saved copy is restored and closed.
-    let saved = unsafe { libc::dup(2) };
-    if saved < 0 || unsafe { libc::dup2(null.as_raw_fd(), 2) } < 0 {
-        return f();
+/// A GIF's first frame as 8-bit BGR, composed as `cv2.imread` 4.12 does: on a canvas the size of the logical
+/// screen, filled with the global colour table's background colour (black without a global table), where
+/// the frame's transparent pixels and the screen outside the frame keep that colour.
+fn decode_gif(bytes: &[u8]) -> std::result::Result<Mat, ImageError> {
+    use image::ImageDecoder;
+    let mut decoder = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes)).map_err(ImageError::Gif)?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 4);
+    decoder.set_limits(limits).map_err(ImageError::Gif)?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(ImageError::NoPixels { width, height });
     }
-    let result = f();
-    unsafe {
-        libc::dup2(saved, 2);
-        libc::close(saved);
-    }
-    result
+    let too_large = || ImageError::TooLarge { width: width.into(), height: height.into(), limit: MAX_PIXELS };
+    let mut rgba = vec![0; usize::try_from(decoder.total_bytes()).map_err(|_| too_large())?];
+    decoder.read_image(&mut rgba).map_err(ImageError::Gif)?;
+    let [r, g, b] = imagesize::gif_background(bytes);
+    let bgr: Vec<u8> =
+        rgba.chunks_exact(4).flat_map(|p| if p[3] == 0 { [b, g, r] } else { [p[2], p[1], p[0]] }).collect();
+    let image =
+        Mat::from_slice(&bgr).and_then(|m| m.reshape(3, height as i32)?.try_clone()).map_err(ImageError::OpenCv)?;
+    Ok(image)
 }
 
 /// The model's input for one BGR image: a float tensor of shape [1, 3, size, size].
@@ -114,12 +151,16 @@ fn resize_and_crop(rgb: &Mat, short: i64, crop: i64) -> Result<Vec<u8>> {
     let (w, h) = (rgb.cols() as i64, rgb.rows() as i64);
     let (nw, nh) = if w <= h { (short, short * h / w) } else { (short * w / h, short) };
     if nw < crop || nh < crop {
-        return Err(crate::error::Error::Usage(format!(
-            "the resize to {short} leaves {nw}×{nh}, smaller than the {crop}×{crop} crop"
-        )));
+        return Err(Error::Crop { resize: short, width: nw, height: nh, crop });
+    }
+    // The whole image is resized before the crop, as torchvision does: a long, thin image would otherwise take
+    // memory in proportion to its aspect ratio (a 20533×16 JPEG of 776 bytes asked for 1 GB).
+    if nw.saturating_mul(nh) as u64 > MAX_RESIZED_PIXELS {
+        return Err(Error::TooThin { width: w, height: h, resize: short, resized: (nw, nh) });
     }
     let image = Tensor::from_slice(rgb.data_bytes()?).view([1, h, w, 3]).permute([0, 3, 1, 2]).to_kind(Kind::Float);
-    let resized = image.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?.round().clamp(0.0, 255.0);
+    let mut resized = image.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?;
+    let _ = resized.round_().clamp_(0.0, 255.0);
     // Python's round, ties to even, as torchvision's center_crop computes the offsets.
     let offset = |side: i64| ((side - crop) as f64 / 2.0).round_ties_even() as i64;
     let cropped = resized.narrow(2, offset(nh), crop).narrow(3, offset(nw), crop);

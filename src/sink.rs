@@ -1,6 +1,6 @@
 //! Where the annotated image goes: a file, written atomically, or a window, shown only where a display is
-//! reachable (without one, Qt's highgui aborts the whole process: SPEC §6).
-use crate::error::{Error, Result};
+//! reachable (without one, Qt's highgui aborts the whole process, which no error handling can catch).
+use crate::error::{Error, NoDisplay, OutputError, Result};
 use opencv::{core::Mat, core::Vector, highgui, imgcodecs};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,32 +8,32 @@ use std::path::{Path, PathBuf};
 /// The window title, as in the seed.
 pub const WINDOW_TITLE: &str = "Classification";
 
-/// Checks an output path before any work is done: a known image (or video) extension, an existing folder,
-/// and not an input.
+/// Checks an output path before any work is done: a known image (or video) extension, not a folder, not
+/// inside a file, and not an input. Missing folders are fine: [`write_image`] and [`VideoFile`] create them.
 pub fn check_output(output: &Path, inputs: &[&Path], image: bool) -> Result<()> {
-    let usage = |why: String| Error::Usage(format!("cannot write --output {}: {why}", output.display()));
+    let fail = |source: OutputError| Error::output(output, source);
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("");
     if image && (ext.is_empty() || !imgcodecs::have_image_writer(format!("x.{ext}")).unwrap_or(false)) {
-        return Err(usage(format!(
-            "OpenCV has no image encoder for the extension '{ext}'; end the --output path with .png or .jpg"
-        )));
+        return Err(fail(OutputError::NoImageEncoder { ext: ext.to_string() }));
     }
     if !image && video_fourcc(ext).is_none() {
-        return Err(usage(format!(
-            "'{ext}' is not a video format written here; end the --output path with .mp4 or .avi"
-        )));
-    }
-    let dir = parent_dir(output);
-    if !dir.is_dir() {
-        return Err(usage(format!("the folder {} does not exist; create it first", dir.display())));
+        return Err(fail(OutputError::NoVideoFormat { ext: ext.to_string() }));
     }
     if output.is_dir() {
-        return Err(usage("it is a directory; give a file name".into()));
+        return Err(fail(OutputError::IsDirectory));
+    }
+    if let Some(file) = output.ancestors().skip(1).find(|a| a.is_file()) {
+        return Err(fail(OutputError::UnderFile { file: file.to_path_buf() }));
     }
     if inputs.iter().any(|input| same_file(input, output)) {
-        return Err(usage("it is the input image, which is never overwritten; choose another --output".into()));
+        return Err(fail(OutputError::IsInput));
     }
     Ok(())
+}
+
+/// Creates the folder that `path` goes in, if missing.
+fn create_parent(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(parent_dir(path)).map_err(|e| Error::output(path, OutputError::CreateFolder(e)))
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -43,33 +43,32 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Is `output` one of the inputs (the same file, whatever the path)?
+/// Are `a` and `b` the same file, whatever the paths (links, `..`)? False when either does not exist or
+/// cannot be opened. Only files and folders are compared: opening a FIFO would wait for a writer.
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (a.metadata(), b.metadata()) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+    let plain = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() || m.is_dir());
+    plain(a) && plain(b) && same_file::is_same_file(a, b).unwrap_or(false)
 }
 
 /// Encodes `image` in the format the extension names and writes it atomically: a temporary file in the same
 /// folder, renamed over the final name, so the path holds either the old file or the whole new one.
 pub fn write_image(path: &Path, image: &Mat) -> Result<()> {
-    let fail = |reason: String| Error::Output { path: path.to_path_buf(), reason };
+    let fail = |source: OutputError| Error::output(path, source);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mut encoded = Vector::<u8>::new();
     if !imgcodecs::imencode_def(&format!(".{ext}"), image, &mut encoded)? {
-        return Err(fail(format!("OpenCV could not encode a .{ext} image")));
+        return Err(fail(OutputError::Encode { ext: ext.to_string() }));
     }
+    create_parent(path)?;
     let mut tmp = temp_beside(path, "").map_err(fail)?;
     let _tracked = crate::cleanup::track(tmp.path());
-    tmp.write_all(encoded.as_slice()).and_then(|()| tmp.as_file().sync_all()).map_err(|e| fail(e.to_string()))?;
-    tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
+    tmp.write_all(encoded.as_slice()).and_then(|()| tmp.as_file().sync_all()).map_err(|e| fail(OutputError::Io(e)))?;
+    tmp.persist(path).map_err(|e| fail(OutputError::Io(e.error)))?;
     Ok(())
 }
 
 /// A temporary file in `path`'s folder (so the final rename is atomic), ending in `suffix`.
-fn temp_beside(path: &Path, suffix: &str) -> std::result::Result<tempfile::NamedTempFile, String> {
+fn temp_beside(path: &Path, suffix: &str) -> std::result::Result<tempfile::NamedTempFile, OutputError> {
     let dir = parent_dir(path);
     tempfile::Builder::new()
         .prefix(".classify-image-")
@@ -77,7 +76,7 @@ fn temp_beside(path: &Path, suffix: &str) -> std::result::Result<tempfile::Named
         // Like any file the user creates (the mode is masked by the umask), not tempfile's private 0600.
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(&dir)
-        .map_err(|e| format!("{e} (creating a temporary file in {})", dir.display()))
+        .map_err(|source| OutputError::TempFile { dir, source })
 }
 
 /// The codec for a video file extension: MPEG-4 Part 2 in .mp4, Motion JPEG in .avi.
@@ -101,14 +100,15 @@ pub struct VideoFile {
 
 impl VideoFile {
     pub fn create(path: &Path, fps: f64, size: opencv::core::Size) -> Result<VideoFile> {
-        let fail = |reason: String| Error::Output { path: path.to_path_buf(), reason };
+        let fail = |source: OutputError| Error::output(path, source);
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let fourcc = video_fourcc(ext).ok_or_else(|| fail(format!("no video codec for '.{ext}'")))?;
+        let fourcc = video_fourcc(ext).ok_or_else(|| fail(OutputError::NoVideoFormat { ext: ext.to_string() }))?;
+        create_parent(path)?;
         let tmp = temp_beside(path, &format!(".{ext}")).map_err(fail)?.into_temp_path();
-        let tmp_str = tmp.to_str().ok_or_else(|| fail("the folder's path is not UTF-8".into()))?;
+        let tmp_str = tmp.to_str().ok_or_else(|| fail(OutputError::PathNotUtf8))?;
         let writer = opencv::videoio::VideoWriter::new(tmp_str, fourcc, fps, size, true)?;
         if !opencv::videoio::VideoWriterTraitConst::is_opened(&writer)? {
-            return Err(fail(format!("OpenCV cannot open a .{ext} video writer (codec missing?)")));
+            return Err(fail(OutputError::VideoWriter { ext: ext.to_string() }));
         }
         let _tracked = crate::cleanup::track(&tmp);
         Ok(VideoFile { writer, tmp, _tracked, path: path.to_path_buf() })
@@ -121,31 +121,26 @@ impl VideoFile {
     /// Closes the video and gives it its final name.
     pub fn finish(mut self) -> Result<()> {
         opencv::videoio::VideoWriterTrait::release(&mut self.writer)?;
-        let fail = |reason: String| Error::Output { path: self.path.clone(), reason };
-        self.tmp.persist(&self.path).map_err(|e| fail(e.error.to_string()))
+        self.tmp.persist(&self.path).map_err(|e| Error::output(&self.path, OutputError::Io(e.error)))
     }
 }
 
-/// Fails, with a message naming `--output`, unless a window can be opened: an X display that accepts
-/// connections, or a Qt platform chosen explicitly (`QT_QPA_PLATFORM`, e.g. `offscreen`).
+/// Fails unless a window can be opened: an X display that accepts connections, or a Qt platform chosen
+/// explicitly (`QT_QPA_PLATFORM`, e.g. `offscreen`). Reads the environment: call it only where a window is
+/// wanted.
 pub fn check_display() -> Result<()> {
     if std::env::var_os("QT_QPA_PLATFORM").is_some_and(|v| !v.is_empty()) {
         return Ok(());
     }
-    let no_window = |why: String| {
-        Error::Display(format!(
-            "{why}, so no window can be shown; pass --output FILE to write the annotated image instead"
-        ))
-    };
     match std::env::var("DISPLAY") {
         Ok(display) if !display.is_empty() => {
             if x_display_reachable(&display) {
                 Ok(())
             } else {
-                Err(no_window(format!("the X display {display} does not answer")))
+                Err(Error::NoDisplay(NoDisplay::Unreachable(display)))
             }
         }
-        _ => Err(no_window("there is no display (DISPLAY is not set)".into())),
+        _ => Err(Error::NoDisplay(NoDisplay::Unset)),
     }
 }
 

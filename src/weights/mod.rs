@@ -3,7 +3,7 @@
 pub mod download;
 pub mod hub;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightsError};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -38,28 +38,31 @@ pub(crate) fn read_mapped(path: &Path) -> Result<Mapped> {
 }
 
 fn load(path: &Path, zero_copy: bool) -> Result<Mapped> {
-    let file = std::fs::File::open(path).map_err(|e| Error::weights(path, format!("{e}")))?;
+    let fail = |source: WeightsError| Error::weights(path, source);
+    let file = std::fs::File::open(path).map_err(|e| fail(WeightsError::Io(e)))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(Error::weights(path, "is a directory; give a .pth, .pt or .safetensors file"));
+        return Err(fail(WeightsError::IsDirectory));
     }
     // SAFETY: a file truncated by another process while it is mapped can fault (SIGBUS), as with any mmap
     // reader (safetensors, libtorch's own `torch.load(mmap=True)`).
-    let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }.map_err(|e| Error::weights(path, e))?;
+    let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }.map_err(|e| fail(WeightsError::Io(e)))?;
     let data: &[u8] = &map;
     let tensors = if safe_pth::sniff(data) {
-        safe_pth::parse(data).and_then(|entries| to_tensors(entries, zero_copy))
+        // `into` boxes safe_pth's reason as a `PthError`.
+        safe_pth::parse(data)
+            .map_err(|e| WeightsError::Pth(e.into()))
+            .and_then(|entries| to_tensors(entries, zero_copy))
     } else if looks_like_safetensors(data) {
         read_safetensors(data, zero_copy)
     } else {
-        Err("it is neither a torch.save checkpoint (.pth/.pt) nor a .safetensors file".to_string())
+        Err(WeightsError::UnknownFormat)
     };
-    let tensors = tensors.map_err(|reason| Error::weights(path, reason))?;
-    Ok(Mapped { tensors, map: Mapping(map) })
+    Ok(Mapped { tensors: tensors.map_err(fail)?, map: Mapping(map) })
 }
 
 /// Makes tensors of what safe_pth parsed (and checked): per storage, a view of the mapped file (`zero_copy`,
 /// where aligned) or one copy out of it, and a strided view of that per tensor.
-fn to_tensors(entries: Vec<safe_pth::TensorEntry>, zero_copy: bool) -> Result<NamedTensors, String> {
+fn to_tensors(entries: Vec<safe_pth::TensorEntry>, zero_copy: bool) -> Result<NamedTensors, WeightsError> {
     use safe_pth::Dtype;
     let mut storages: HashMap<String, Tensor> = HashMap::new();
     let mut out = NamedTensors::new();
@@ -88,12 +91,12 @@ fn to_tensors(entries: Vec<safe_pth::TensorEntry>, zero_copy: bool) -> Result<Na
                 } else {
                     Tensor::f_from_data_size(e.storage, &[numel], kind)
                 }
-                .map_err(|err| err.to_string())?;
+                .map_err(WeightsError::Tensor)?;
                 storages.insert(e.storage_key.clone(), t.shallow_clone());
                 t
             }
         };
-        let view = storage.f_as_strided(&e.size, &e.stride, Some(e.offset)).map_err(|err| err.to_string())?;
+        let view = storage.f_as_strided(&e.size, &e.stride, Some(e.offset)).map_err(WeightsError::Tensor)?;
         out.insert(e.name, view);
     }
     Ok(out)
@@ -113,11 +116,10 @@ fn looks_like_safetensors(data: &[u8]) -> bool {
 }
 
 /// A safetensors file's tensors, as the same checked entries a `.pth` gives (contiguous views of their bytes).
-fn read_safetensors(data: &[u8], zero_copy: bool) -> Result<NamedTensors, String> {
+fn read_safetensors(data: &[u8], zero_copy: bool) -> Result<NamedTensors, WeightsError> {
     use safe_pth::Dtype;
     use safetensors::Dtype as St;
-    let st =
-        safetensors::SafeTensors::deserialize(data).map_err(|e| format!("its safetensors header is invalid: {e}"))?;
+    let st = safetensors::SafeTensors::deserialize(data).map_err(WeightsError::Safetensors)?;
     let mut entries = Vec::new();
     for (name, view) in st.tensors() {
         let dtype = match view.dtype() {
@@ -131,7 +133,7 @@ fn read_safetensors(data: &[u8], zero_copy: bool) -> Result<NamedTensors, String
             St::I8 => Dtype::I8,
             St::U8 => Dtype::U8,
             St::BOOL => Dtype::Bool,
-            other => return Err(format!("its tensor {name} has unsupported dtype {other:?}")),
+            dtype => return Err(WeightsError::UnsupportedDtype { name, dtype }),
         };
         let size: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let mut stride = vec![1i64; size.len()];
