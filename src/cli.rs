@@ -1,40 +1,55 @@
-//! The command line: raw flags as clap parses them (`Opts`), and the checked request the program runs on
-//! (`Request`). Everything that can be checked before the model loads is checked in `Opts::resolve`.
+//! The command line: raw flags as clap parses them (`Opts`, already typed), and the checked request the program
+//! runs on (`Request`). Resolving is one small function per concern (source, sink, model, input preparation,
+//! window), called once, before the model loads.
 use crate::report::Format;
-use clap::{builder::PossibleValuesParser, Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use classify_image::models::{self, Preset, PresetKind};
 use classify_image::{error::Error, sink, weights::hub::Fetch, LabelSource, ModelId};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::Device;
 
-/// Classify an image with an ImageNet-pretrained CNN, print the top 5 classes, and show the image with the
-/// top-1 label drawn on it (or write it with --output).
+/// Classify images with an ImageNet-pretrained CNN: print the top 5 classes and draw the top-1 label on the
+/// image.
+///
+/// With one image and no --output (nor --format other than text), the annotated image opens in a window, as in
+/// the original script, until a key is pressed; without a display the predictions are printed and the run ends
+/// with an error that names --output. With --output FILE or --output-dir DIR no window opens unless --show.
 #[derive(Debug, Parser)]
-#[command(name = "classify-image", version, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "classify-image",
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    group(ArgGroup::new("source").required(true).multiple(true).args(["paths", "image", "video", "camera"]))
+)]
 pub struct Opts {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Input image(s); a directory means every image file under it, recursively
-    #[arg(short, long, value_name = "PATH", num_args = 1.., required_unless_present_any = ["video", "camera"])]
+    /// Images to classify; a folder means every image file under it, recursively; - reads one image from stdin
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+
+    /// Images to classify, as the original script takes them (same as the positional PATHs)
+    #[arg(short, long, value_name = "PATH", num_args = 1..)]
     image: Vec<PathBuf>,
 
     /// Classify the frames of a video file instead
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "camera"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["paths", "image", "camera"])]
     video: Option<PathBuf>,
 
     /// Classify the frames of a camera (its index, 0 for the first) instead
-    #[arg(long, value_name = "INDEX", conflicts_with_all = ["image", "video"])]
+    #[arg(long, value_name = "INDEX", conflicts_with_all = ["paths", "image", "video"])]
     camera: Option<i32>,
 
     /// With --video/--camera: classify every Nth frame (the label stays on the frames between)
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     every: u32,
 
-    /// Name of the pre-trained network to use: the seed's vgg16, vgg19, inception, densenet, resnet, or any
-    /// model of the zoo (`classify-image weights list`)
-    #[arg(short, long, default_value = "vgg16", value_parser = model_names(), hide_possible_values = true)]
-    model: String,
+    /// The pre-trained network: the original's vgg16, vgg19, inception, densenet, resnet, or any model of the
+    /// zoo (`classify-image weights list`)
+    #[arg(short, long, value_name = "MODEL", default_value = "vgg16", value_parser = parse_model)]
+    model: ModelArg,
 
     /// Weights file (.pth, .pt or .safetensors) to use instead of the official one, e.g. a fine-tuned state
     /// dict with its own number of classes (give its --labels)
@@ -42,14 +57,14 @@ pub struct Opts {
     weights: Option<PathBuf>,
 
     /// Classify with a TorchScript module (torch.jit.trace/script output) instead of a zoo model; it gets the
-    /// seed's input preparation unless --size/--mean/--std say otherwise
+    /// original's input preparation unless --size/--mean/--std say otherwise
     #[arg(long, value_name = "FILE", conflicts_with_all = ["weights", "model"])]
     torchscript: Option<PathBuf>,
 
-    /// How to prepare the image: seed (the original's squash to the model's size) or torchvision (shorter side
-    /// to 256, centre crop 224; Inception 342→299, ResNet-50 V2 232→224)
-    #[arg(long, value_enum, default_value_t = PresetArg::Seed)]
-    preset: PresetArg,
+    /// How to prepare the image: seed (the original's squash to the model's size) or torchvision (the weights'
+    /// own eval transform: shorter side to 256, centre crop 224; Inception 342→299, ResNet-50 V2 232→224)
+    #[arg(long, value_enum, default_value_t = PresetKind::Seed)]
+    preset: PresetKind,
 
     /// Input size: the image is squashed (or, with --preset torchvision, cropped) to SIZE×SIZE
     /// [default: the model's, 224 for most]
@@ -57,19 +72,19 @@ pub struct Opts {
     size: Option<i64>,
 
     /// Per-channel mean subtracted after scaling to [0, 1] [default: the model's, ImageNet's for most]
-    #[arg(long, value_name = "R,G,B", value_parser = triple)]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_mean)]
     mean: Option<[f64; 3]>,
 
     /// Per-channel standard deviation divided by [default: the model's]
-    #[arg(long, value_name = "R,G,B", value_parser = triple)]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_std)]
     std: Option<[f64; 3]>,
 
-    /// Write the annotated image (or video: .mp4, .avi) to FILE, format from its extension, instead of
-    /// showing a window
+    /// Write the annotated image (or video: .mp4, .avi) to FILE, format from its extension, instead of showing
+    /// a window; missing folders are created
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// Write annotated copies of the images into DIR, under their own names (created if missing)
+    /// Write annotated copies of the images into DIR, under their own names; missing folders are created
     #[arg(long, value_name = "DIR", conflicts_with = "output")]
     output_dir: Option<PathBuf>,
 
@@ -78,8 +93,8 @@ pub struct Opts {
     show: bool,
 
     /// How many predictions to report per image
-    #[arg(short = 'k', long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    top_k: u32,
+    #[arg(short = 'k', long, value_name = "K", default_value_t = 5, value_parser = parse_top_k, allow_negative_numbers = true)]
+    top_k: usize,
 
     /// Output format on stdout
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -94,8 +109,8 @@ pub struct Opts {
     labels: Option<PathBuf>,
 
     /// Where to run: auto (CUDA if available, else CPU), cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    device: String,
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    device: Device,
 
     /// Run the network in float16 (CUDA only)
     #[arg(long)]
@@ -103,24 +118,18 @@ pub struct Opts {
 
     #[command(flatten)]
     pub network: NetworkOpts,
-}
 
-/// How weights may be fetched; shared by classifying and `weights download`.
-#[derive(Debug, clap::Args)]
-pub struct NetworkOpts {
-    /// Never use the network: missing weights are an error instead of a download (also CLASSIFY_IMAGE_OFFLINE=1)
-    #[arg(long, global = true)]
-    offline: bool,
-
-    /// No download messages or progress bar on stderr
-    #[arg(short, long, global = true)]
+    /// Print only the results and errors: no [INFO] lines, progress bars, summaries or download messages
+    #[arg(short, long)]
     quiet: bool,
 }
 
-impl NetworkOpts {
-    pub fn fetch(&self) -> Fetch {
-        Fetch::new(self.offline, self.quiet)
-    }
+/// Whether weights may be fetched; shared by classifying and `weights download`.
+#[derive(Debug, clap::Args)]
+pub struct NetworkOpts {
+    /// Never use the network: missing weights are an error instead of a download (also CLASSIFY_IMAGE_OFFLINE=1)
+    #[arg(long)]
+    offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,31 +139,64 @@ pub enum Command {
     Weights(WeightsCommand),
     /// Show what libtorch sees: CUDA support in this build, GPUs
     Devices,
+    /// Print a shell completion script: `classify-image completions bash > ~/.local/share/bash-completion/completions/classify-image`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `classify-image man | man -l -`
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum WeightsCommand {
     /// List every model with its weights file, size, published accuracy, and where the file is
     List,
-    /// Download the official weights of MODELs (or of all models) into torchvision's cache
+    /// Download the official weights of MODELs, or of every model with --all, into torchvision's cache
     Download {
         /// Every model that has a download URL
         #[arg(long, conflicts_with = "models")]
         all: bool,
-        #[arg(value_parser = model_names(), hide_possible_values = true, required_unless_present = "all")]
-        models: Vec<String>,
+        #[arg(value_name = "MODEL", value_parser = parse_model)]
+        models: Vec<ModelArg>,
+        #[command(flatten)]
+        network: NetworkOpts,
+        /// No download messages or progress bars
+        #[arg(short, long)]
+        quiet: bool,
     },
-    /// Check the SHA-256 of the weights files present (of MODELs, or of every model)
+    /// Check the SHA-256 of the weights files of MODELs (or of every model whose file is present)
     Verify {
-        #[arg(value_parser = model_names(), hide_possible_values = true)]
-        models: Vec<String>,
+        #[arg(value_name = "MODEL", value_parser = parse_model)]
+        models: Vec<ModelArg>,
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum PresetArg {
-    Seed,
-    Torchvision,
+/// The model when none is named: the original's.
+pub const DEFAULT_MODEL: &str = "vgg16";
+
+/// A model as named on the command line: the registry entry, and the name the user gave (the original prints it).
+#[derive(Debug, Clone)]
+pub struct ModelArg {
+    pub id: ModelId,
+    pub given: String,
+}
+
+fn parse_model(name: &str) -> Result<ModelArg, String> {
+    match ModelId::from_name(name) {
+        Some(id) => Ok(ModelArg { id, given: name.to_string() }),
+        None => Err("unknown model; the original's are vgg16 vgg19 inception densenet resnet, and `classify-image \
+                     weights list` lists the zoo (efficientnet_lite0 works offline)"
+            .into()),
+    }
+}
+
+fn parse_top_k(arg: &str) -> Result<usize, String> {
+    match arg.parse::<i64>() {
+        Ok(k) if k >= 1 => Ok(k as usize),
+        Ok(_) => Err("give at least 1 prediction per image".into()),
+        Err(_) => Err("give a whole number of predictions, such as 5".into()),
+    }
 }
 
 fn triple(arg: &str) -> Result<[f64; 3], String> {
@@ -166,13 +208,46 @@ fn triple(arg: &str) -> Result<[f64; 3], String> {
     }
 }
 
-fn model_names() -> PossibleValuesParser {
-    PossibleValuesParser::new(models::names())
+fn parse_mean(arg: &str) -> Result<[f64; 3], String> {
+    triple(arg)
 }
 
-/// A model name that clap has checked against the registry.
-pub fn model_id(name: &str) -> ModelId {
-    ModelId::from_name(name).expect("clap accepted only registry names")
+fn parse_std(arg: &str) -> Result<[f64; 3], String> {
+    let std = triple(arg)?;
+    if std.contains(&0.0) {
+        return Err("a standard deviation of 0 would divide by zero".into());
+    }
+    Ok(std)
+}
+
+fn parse_device(arg: &str) -> Result<Device, String> {
+    let cuda_count = tch::Cuda::device_count();
+    let n = match arg {
+        "auto" => return Ok(classify_image::config::default_device()),
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or("use auto, cpu, cuda or cuda:N")?,
+    };
+    if (n as i64) < cuda_count {
+        Ok(Device::Cuda(n))
+    } else {
+        Err(format!(
+            "libtorch sees {cuda_count} CUDA device(s) (no GPU, no driver, or a build without the cuda feature); use \
+             --device cpu"
+        ))
+    }
+}
+
+/// A device as the option takes it: `cpu`, `cuda:0`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }
 
 /// Where annotated images go.
@@ -187,7 +262,7 @@ pub enum Sink {
 }
 
 /// What to classify.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     Images(Vec<PathBuf>),
     Video(PathBuf),
@@ -202,12 +277,26 @@ pub enum Model {
     TorchScript(PathBuf),
 }
 
+/// Whether a window shows the annotated images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    No,
+    /// Asked for with --show: the display was checked before anything ran.
+    Asked,
+    /// The original's default for one image with nowhere to write it: the display is checked after the
+    /// predictions are printed, so that a headless run still shows them.
+    Default,
+}
+
 /// A checked request.
 #[derive(Debug)]
 pub struct Request {
     pub source: Source,
+    /// The original's exact behaviour: one image file, text output, the [INFO] narration, and a bad image fails
+    /// the run instead of being reported in place.
+    pub seed: bool,
     pub model: Model,
-    /// The model's name as the user gave it (the seed prints it), or the TorchScript file's name.
+    /// The model's name as the user gave it (the original prints it), or the TorchScript file's name.
     pub model_name: String,
     pub preset: Preset,
     pub labels: LabelSource,
@@ -215,131 +304,272 @@ pub struct Request {
     /// Float, or Half with --half.
     pub kind: tch::Kind,
     pub sink: Sink,
-    /// Show a window too (checked: a display is there).
-    pub window: bool,
+    pub window: Window,
     pub top_k: usize,
     pub format: Format,
     pub batch_size: usize,
     pub every: u32,
     pub fetch: Fetch,
-}
-
-impl Request {
-    /// The seed's exact behaviour: one image file, text, and its [INFO] narration.
-    pub fn seed_mode(&self) -> bool {
-        matches!(&self.source, Source::Images(paths) if paths.len() == 1 && !paths[0].is_dir())
-            && self.format == Format::Text
-    }
+    /// Results and errors only.
+    pub quiet: bool,
 }
 
 impl Opts {
+    /// Checks everything that can be checked before the model loads, inputs first.
     pub fn resolve(self) -> Result<Request, Error> {
-        let device = parse_device(&self.device)?;
-        if self.half && !device.is_cuda() {
+        let source = resolve_source(self.paths, self.image, self.video, self.camera)?;
+        let seed = is_seed(&source, self.format);
+        if self.half && !self.device.is_cuda() {
             return Err(Error::Usage(format!(
-                "--half needs a CUDA device, and this run is on {device:?}; drop --half or use --device cuda"
+                "--half needs a CUDA device, and this run is on {}; drop --half or use --device cuda",
+                device_name(self.device)
             )));
         }
-        let source = match (self.video, self.camera) {
-            (Some(video), _) => Source::Video(video),
-            (None, Some(index)) => Source::Camera(index),
-            (None, None) => Source::Images(self.image),
-        };
-        let one_image = matches!(&source, Source::Images(p) if p.len() == 1 && !p[0].is_dir());
-        let inputs: Vec<&std::path::Path> = match &source {
-            Source::Images(paths) => paths.iter().map(PathBuf::as_path).collect(),
-            Source::Video(path) => vec![path.as_path()],
-            Source::Camera(_) => vec![],
-        };
-        let sink = match (self.output, self.output_dir) {
-            (Some(path), _) => {
-                if !(one_image || matches!(source, Source::Video(_) | Source::Camera(_))) {
-                    return Err(Error::Usage("--output takes one image; for several, use --output-dir DIR".into()));
-                }
-                sink::check_output(&path, &inputs, matches!(source, Source::Images(_)))?;
-                Sink::File(path)
-            }
-            (None, Some(dir)) => {
-                if !matches!(source, Source::Images(_)) {
-                    return Err(Error::Usage("--output-dir is for images; a video goes to --output FILE".into()));
-                }
-                Sink::Dir(dir)
-            }
-            (None, None) => Sink::None,
-        };
-        // The seed's default: one image (or a video) with nowhere to write it goes to a window.
-        let default_window =
-            sink == Sink::None && self.format == Format::Text && (one_image || !matches!(source, Source::Images(_)));
-        let window = self.show || default_window;
-        if window {
-            sink::check_display()?;
-        }
-        if self.std.is_some_and(|s| s.contains(&0.0)) {
-            return Err(Error::Usage("--std: a standard deviation of 0 would divide by zero".into()));
-        }
-        let kind = match self.preset {
-            PresetArg::Seed => PresetKind::Seed,
-            PresetArg::Torchvision => PresetKind::Torchvision,
-        };
-        let (model, model_name, base) = match self.torchscript {
-            Some(path) => {
-                let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
-                let base = match kind {
-                    PresetKind::Seed => models::SEED,
-                    PresetKind::Torchvision => Preset { resize: Some(256), ..models::SEED },
-                };
-                (Model::TorchScript(path), name, base)
-            }
-            None => {
-                let id = model_id(&self.model);
-                (Model::Zoo { id, weights: self.weights }, self.model, id.spec().preset(kind))
-            }
-        };
-        // --size sets the crop; torchvision's resize keeps its ratio to the crop (256/224).
-        let size = self.size.unwrap_or(base.size);
-        let preset = Preset {
-            size,
-            resize: base.resize.map(|r| r * size / base.size),
-            mean: self.mean.unwrap_or(base.mean),
-            std: self.std.unwrap_or(base.std),
-        };
+        let labels = self.labels.map_or(LabelSource::ImageNet, LabelSource::File);
+        check_top_k(self.top_k, &labels)?;
+        let sink = resolve_sink(self.output, self.output_dir, &source)?;
+        let (model, model_name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
+        let preset = resolve_preset(base, self.size, self.mean, self.std);
+        let window = resolve_window(self.show, &sink, &source, self.format)?;
         Ok(Request {
             source,
+            seed,
             model,
             model_name,
             preset,
-            labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
-            device,
+            labels,
+            device: self.device,
             kind: if self.half { tch::Kind::Half } else { tch::Kind::Float },
             sink,
             window,
-            top_k: self.top_k as usize,
+            top_k: self.top_k,
             format: self.format,
             batch_size: self.batch_size as usize,
             every: self.every,
-            fetch: self.network.fetch(),
+            fetch: fetch(&self.network, self.quiet)?,
+            quiet: self.quiet,
         })
     }
 }
 
-fn parse_device(arg: &str) -> Result<Device, Error> {
-    let cuda_count = || tch::Cuda::device_count();
-    let device = match arg {
-        "auto" => return Ok(classify_image::config::default_device()),
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => Device::Cuda(0),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
-            Some(n) => Device::Cuda(n),
-            None => return Err(Error::Usage(format!("unknown device '{other}'; use auto, cpu, cuda or cuda:N"))),
-        },
+/// `--offline` and `-q` as the weights resolver takes them, with the `CLASSIFY_IMAGE_*` environment variables
+/// (offline mode, mirror, trusted checksums, timeout).
+pub fn fetch(network: &NetworkOpts, quiet: bool) -> Result<Fetch, Error> {
+    Fetch::from_env(network.offline, quiet)
+}
+
+fn resolve_source(
+    paths: Vec<PathBuf>,
+    image: Vec<PathBuf>,
+    video: Option<PathBuf>,
+    camera: Option<i32>,
+) -> Result<Source, Error> {
+    let source = match (video, camera) {
+        (Some(video), _) => Source::Video(video),
+        (None, Some(index)) => Source::Camera(index),
+        (None, None) => Source::Images(paths.into_iter().chain(image).collect()),
     };
-    let Device::Cuda(n) = device else { unreachable!("only CUDA devices reach here") };
-    if (n as i64) < cuda_count() {
-        Ok(device)
-    } else {
-        Err(Error::Usage(format!(
-            "--device {arg}: libtorch sees {} CUDA device(s) (no GPU, no driver, or a CPU-only build); use --device cpu",
-            cuda_count()
-        )))
+    if let Source::Images(paths) = &source {
+        let stdin = paths.iter().filter(|p| is_stdin(p)).count();
+        if stdin > 1 || (stdin == 1 && paths.len() > 1) {
+            return Err(Error::Usage("- (stdin) holds one image; give it alone".into()));
+        }
+    }
+    Ok(source)
+}
+
+/// `-` names standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+fn is_seed(source: &Source, format: Format) -> bool {
+    matches!(source, Source::Images(paths) if paths.len() == 1 && !paths[0].is_dir()) && format == Format::Text
+}
+
+/// Fewer predictions than classes. With the built-in labels that is known before the model loads; a label
+/// file is checked against the model first, after loading, since a wrong file is the likelier mistake.
+fn check_top_k(top_k: usize, labels: &LabelSource) -> Result<(), Error> {
+    match labels {
+        LabelSource::ImageNet => top_k_fits(top_k, 1000),
+        LabelSource::File(_) => Ok(()),
+    }
+}
+
+/// `-k` against the number of classes the labels name.
+pub fn top_k_fits(top_k: usize, classes: usize) -> Result<(), Error> {
+    if top_k > classes {
+        return Err(Error::Usage(format!("--top-k {top_k}: the labels name only {classes} classes")));
+    }
+    Ok(())
+}
+
+fn resolve_sink(output: Option<PathBuf>, output_dir: Option<PathBuf>, source: &Source) -> Result<Sink, Error> {
+    match (output, output_dir) {
+        (Some(path), _) => {
+            let image = match source {
+                Source::Images(paths) if paths.len() == 1 && !paths[0].is_dir() => true,
+                Source::Images(_) => {
+                    return Err(Error::Usage("--output takes one image; for several, use --output-dir DIR".into()))
+                }
+                Source::Video(_) | Source::Camera(_) => false,
+            };
+            let inputs: Vec<&Path> = match source {
+                Source::Images(paths) => paths.iter().map(PathBuf::as_path).collect(),
+                Source::Video(path) => vec![path.as_path()],
+                Source::Camera(_) => vec![],
+            };
+            sink::check_output(&path, &inputs, image)?;
+            Ok(Sink::File(path))
+        }
+        (None, Some(dir)) => match source {
+            Source::Images(paths) if paths.iter().any(|p| is_stdin(p)) => {
+                Err(Error::Usage("an image from stdin has no name to write under --output-dir; use -o FILE".into()))
+            }
+            Source::Images(_) => Ok(Sink::Dir(dir)),
+            _ => Err(Error::Usage("--output-dir is for images; a video goes to --output FILE".into())),
+        },
+        (None, None) => Ok(Sink::None),
+    }
+}
+
+fn resolve_model(
+    model: ModelArg,
+    weights: Option<PathBuf>,
+    torchscript: Option<PathBuf>,
+    kind: PresetKind,
+) -> (Model, String, Preset) {
+    match torchscript {
+        Some(path) => {
+            let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+            let base = match kind {
+                PresetKind::Seed => models::SEED,
+                PresetKind::Torchvision => Preset { resize: Some(256), ..models::SEED },
+            };
+            (Model::TorchScript(path), name, base)
+        }
+        None => (Model::Zoo { id: model.id, weights }, model.given, model.id.spec().preset(kind)),
+    }
+}
+
+/// The model's preparation with --size/--mean/--std applied; --size sets the crop, and torchvision's resize
+/// keeps its ratio to the crop (256/224).
+fn resolve_preset(base: Preset, size: Option<i64>, mean: Option<[f64; 3]>, std: Option<[f64; 3]>) -> Preset {
+    let size = size.unwrap_or(base.size);
+    Preset {
+        size,
+        resize: base.resize.map(|r| r * size / base.size),
+        mean: mean.unwrap_or(base.mean),
+        std: std.unwrap_or(base.std),
+    }
+}
+
+fn resolve_window(show: bool, sink: &Sink, source: &Source, format: Format) -> Result<Window, Error> {
+    if show {
+        sink::check_display()?;
+        return Ok(Window::Asked);
+    }
+    // The original's default: one image (or a video) with nowhere to write it goes to a window.
+    let one = matches!(source, Source::Images(p) if p.len() == 1 && !p[0].is_dir()) || !matches!(source, Source::Images(_));
+    Ok(if *sink == Sink::None && format == Format::Text && one { Window::Default } else { Window::No })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Opts, clap::Error> {
+        Opts::try_parse_from(std::iter::once("classify-image").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn positional_paths_and_dash_i_are_the_same_source() {
+        let a = parse(&["photo.jpg"]).unwrap().resolve().unwrap();
+        let b = parse(&["-i", "photo.jpg"]).unwrap().resolve().unwrap();
+        assert_eq!(a.source, Source::Images(vec!["photo.jpg".into()]));
+        assert_eq!(a.source, b.source);
+        assert!(a.seed && b.seed);
+        let both = parse(&["a.jpg", "-i", "b.jpg"]).unwrap().resolve().unwrap();
+        assert_eq!(both.source, Source::Images(vec!["a.jpg".into(), "b.jpg".into()]));
+        assert!(!both.seed);
+    }
+
+    #[test]
+    fn values_are_typed_at_parse_time() {
+        let opts = parse(&["x.jpg", "-m", "resnet", "--device", "cpu", "--preset", "torchvision"]).unwrap();
+        assert_eq!(opts.model.id, ModelId::from_name("resnet50").unwrap(), "the original's alias");
+        assert_eq!(opts.model.given, "resnet");
+        assert_eq!(opts.device, Device::Cpu);
+        assert_eq!(opts.preset, PresetKind::Torchvision);
+        for bad in [["-m", "alexnet"], ["-k", "0"], ["-k", "-1"], ["--device", "tpu"], ["--std", "1,0,1"]] {
+            let err = parse(&["x.jpg", bad[0], bad[1]]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}: {err}");
+        }
+        assert!(parse(&["x.jpg", "--device", "cuda:7"]).unwrap_err().to_string().contains("--device cpu"));
+    }
+
+    #[test]
+    fn the_original_case_is_decided_once() {
+        let seed = |args: &[&str]| parse(args).unwrap().resolve().unwrap().seed;
+        assert!(seed(&["x.jpg"]));
+        assert!(!seed(&["x.jpg", "--format", "json"]));
+        assert!(!seed(&["x.jpg", "y.jpg"]));
+        assert!(!seed(&["."]), "a folder");
+        let req = parse(&["x.jpg"]).unwrap().resolve().unwrap();
+        assert_eq!(req.window, Window::Default, "no --output: a window, checked after the predictions");
+        let req = parse(&["x.jpg", "-o", "y.png"]).unwrap().resolve().unwrap();
+        assert_eq!((req.window, req.sink), (Window::No, Sink::File("y.png".into())));
+    }
+
+    #[test]
+    fn top_k_is_checked_against_the_labels_before_loading() {
+        let err = parse(&["x.jpg", "-k", "5000"]).unwrap().resolve().unwrap_err();
+        assert!(err.to_string().contains("--top-k 5000") && err.to_string().contains("1000 classes"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let labels = dir.path().join("labels.txt");
+        std::fs::write(&labels, "a\nb\nc\n").unwrap();
+        let l = labels.to_str().unwrap();
+        assert!(parse(&["x.jpg", "--labels", l, "-k", "4"]).unwrap().resolve().is_ok(), "checked after loading");
+        assert!(top_k_fits(3, 3).is_ok() && top_k_fits(4, 3).is_err());
+    }
+
+    #[test]
+    fn stdin_is_one_image_with_no_name() {
+        assert!(parse(&["-"]).unwrap().resolve().unwrap().seed);
+        assert!(parse(&["-", "x.jpg"]).unwrap().resolve().is_err());
+        assert!(parse(&["-", "--output-dir", "d"]).unwrap().resolve().is_err());
+    }
+
+    #[test]
+    fn presets_follow_size_mean_and_std() {
+        let base = Preset { size: 224, resize: Some(256), mean: [0.5; 3], std: [0.5; 3] };
+        let p = resolve_preset(base, Some(448), None, Some([0.2, 0.3, 0.4]));
+        assert_eq!((p.size, p.resize, p.mean, p.std), (448, Some(512), [0.5; 3], [0.2, 0.3, 0.4]));
+        assert_eq!(resolve_preset(models::SEED, None, None, None), models::SEED);
+    }
+
+    #[test]
+    fn output_rules() {
+        assert!(parse(&["a.jpg", "b.jpg", "-o", "x.png"]).unwrap().resolve().is_err());
+        assert!(parse(&["--video", "v.mp4", "--output-dir", "d"]).unwrap().resolve().is_err());
+        let req = parse(&["a.jpg", "b.jpg", "--output-dir", "d"]).unwrap().resolve().unwrap();
+        assert_eq!((req.sink, req.window), (Sink::Dir("d".into()), Window::No));
+        // A missing folder is created, for -o as for --output-dir.
+        assert!(parse(&["a.jpg", "-o", "no/such/dir/x.png"]).unwrap().resolve().is_ok());
+    }
+
+    #[test]
+    fn subcommands_take_only_their_own_options() {
+        assert!(parse(&["devices"]).is_ok());
+        assert!(parse(&["devices", "--offline"]).is_err());
+        assert!(parse(&["devices", "-q"]).is_err());
+        assert!(parse(&["weights", "download", "--offline", "-q", "resnet18"]).is_ok());
+        assert!(parse(&["completions", "bash"]).is_ok());
+    }
+
+    #[test]
+    fn device_names_are_the_options_spelling() {
+        assert_eq!(device_name(Device::Cpu), "cpu");
+        assert_eq!(device_name(Device::Cuda(1)), "cuda:1");
     }
 }

