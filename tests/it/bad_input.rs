@@ -1,7 +1,7 @@
 //! The bad-input matrix: every case asserts the exit code, a clear one-line message naming the thing, and
 //! that nothing was written (no output file; the working folder unchanged). Images OpenCV can read but that
 //! are not 8-bit BGR (gray, alpha, 16-bit) are converted, not refused.
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use common::{fixture, image, python, real_lite0_weights};
@@ -77,6 +77,22 @@ impl Case {
         assert!(!self.path("out.png").exists(), "nothing may be written");
         assert_eq!(listing(self.dir.path()), before, "no file appears or changes");
         stderr
+    }
+
+    /// A usage error that clap reports: exit 2, its first line containing every needle, the rest clap's pointer
+    /// to --help, and nothing written.
+    fn fails_usage(&self, args: &[&str], needles: &[&str]) {
+        let before = listing(self.dir.path());
+        let out = self.run(args, None);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {stderr}");
+        let mut lines = stderr.lines().filter(|l| !l.trim().is_empty());
+        let first = lines.next().unwrap_or("");
+        for needle in needles {
+            assert!(first.contains(needle), "{first:?} lacks {needle:?}");
+        }
+        assert_eq!(lines.collect::<Vec<_>>(), ["For more information, try '--help'."], "{stderr}");
+        assert_eq!(listing(self.dir.path()), before, "no file appears or changes");
     }
 
     /// `args` must classify and write the annotated image.
@@ -181,13 +197,26 @@ fn gray_alpha_16_bit_and_tiny_images_are_converted() {
     opencv::imgproc::cvt_color_def(&photo, &mut rgba, opencv::imgproc::COLOR_BGR2BGRA).unwrap();
     let mut deep = core::Mat::default();
     photo.convert_to(&mut deep, core::CV_16UC3, 257.0, 0.0).unwrap();
+    // Translucent: cv2.imread drops the alpha channel rather than blending.
+    let mut translucent = rgba.clone();
+    core::mix_channels(&gray, &mut translucent, &[0, 3]).unwrap();
     let one = core::Mat::new_rows_cols_with_default(1, 1, core::CV_8UC3, core::Scalar::all(128.0)).unwrap();
-    for (name, mat) in [("gray.png", &gray), ("rgba.png", &rgba), ("deep16.png", &deep), ("one.png", &one)] {
+    for (name, mat) in [
+        ("gray.png", &gray),
+        ("rgba.png", &rgba),
+        ("translucent.png", &translucent),
+        ("deep16.png", &deep),
+        ("one.png", &one),
+    ] {
         let p = c.path(name);
         write_png(&p, mat);
         c.converts(&with_image(&p, &LITE));
         std::fs::remove_file(c.path("out.png")).unwrap();
+        // Converted as cv2.imread converts it: the Python original prints the same lines and draws the same PNG.
+        common::assert_same_as_python("efficientnet_lite0", &p, &real_lite0_weights());
     }
+    // The cases are what their names say.
+    assert_eq!((gray.channels(), rgba.channels(), deep.depth(), one.rows() * one.cols()), (1, 4, core::CV_16U, 1));
 }
 
 #[test]
@@ -196,6 +225,11 @@ fn path_with_spaces_and_unicode() {
     let p = c.path("café photos — été 2026.png");
     std::fs::copy(image("coffee.png"), &p).unwrap();
     c.converts(&with_image(&p, &LITE));
+    // The same results and drawing as the Python original on that path, and as on the photo under its own name.
+    let under_that_name = common::assert_same_as_python("efficientnet_lite0", &p, &real_lite0_weights());
+    let under_its_own =
+        common::assert_same_as_python("efficientnet_lite0", &image("coffee.png"), &real_lite0_weights());
+    assert_eq!(under_that_name, under_its_own);
 }
 
 // ---- arguments ----
@@ -204,25 +238,34 @@ fn path_with_spaces_and_unicode() {
 fn unknown_model() {
     let c = Case::new();
     let img = image("coffee.png");
-    c.fails(&with_image(&img, &["-m", "alexnet"]), 2, &["'alexnet'", "--model", "vgg16", "efficientnet_lite0"]);
+    c.fails_usage(&with_image(&img, &["-m", "alexnet"]), &["'alexnet'", "--model", "vgg16", "efficientnet_lite0"]);
 }
 
 #[test]
 fn top_k_zero_and_too_large() {
     let c = Case::new();
     let img = image("coffee.png");
-    c.fails(&with_image(&img, &["-m", "efficientnet_lite0", "-k", "0"]), 2, &["--top-k", "0"]);
+    c.fails_usage(&with_image(&img, &["-m", "efficientnet_lite0", "-k", "0"]), &["--top-k", "'0'", "at least 1"]);
+    c.fails_usage(&with_image(&img, &["-m", "efficientnet_lite0", "-k", "-1"]), &["--top-k", "'-1'", "at least 1"]);
+    // Checked against the labels before the model loads: nothing is printed.
+    let out = c.run(&with_image(&img, &["-m", "efficientnet_lite0", "-k", "5000"]), None);
+    assert!(out.stdout.is_empty());
     c.fails(&with_image(&img, &["-m", "efficientnet_lite0", "-k", "5000"]), 2, &["--top-k 5000", "1000 classes"]);
 }
 
 // ---- outputs ----
 
+/// Missing folders are created, for --output as for --output-dir; a file where a folder should be is an error.
 #[test]
-fn output_in_a_missing_folder() {
+fn output_in_a_missing_folder_or_under_a_file() {
     let c = Case::new();
     let img = image("coffee.png");
     let out = c.path("no/such/dir/out.png");
-    c.fails_writing(&with_image(&img, &LITE), Some(&out), 2, &["--output", "does not exist"]);
+    assert!(c.run(&with_image(&img, &LITE), Some(&out)).status.success());
+    assert!(out.is_file());
+    let blocker = c.file("file", b"a file, not a folder");
+    let under = blocker.join("out.png");
+    c.fails_writing(&with_image(&img, &LITE), Some(&under), 2, &["--output", s(&blocker), "not a folder"]);
 }
 
 #[test]
@@ -384,15 +427,18 @@ fn malicious_pickles_are_refused_without_running() {
         assert!(made.success());
         c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&evil)]), 3, &[s(&evil), global, "refused"]);
         assert!(!marker.exists(), "{how}: the payload ran");
-        if how != "custom-class" {
-            // The payload is real: Python's unsafe torch.load runs it.
-            let ran = python()
+        // The payload is real: Python's unsafe torch.load runs it. The custom class's gadget needs its class
+        // importable where the file is loaded, as it is in the program that wrote it: reference.py loads it.
+        let ran = if how == "custom-class" {
+            python().args(["scripts/reference.py", "unsafe-load", s(&evil)]).status().unwrap()
+        } else {
+            python()
                 .args(["-c", "import sys, torch; torch.load(sys.argv[1], weights_only=False)", s(&evil)])
                 .status()
-                .unwrap();
-            assert!(ran.success() && marker.exists(), "{how}: the fixture's payload should run under an unsafe loader");
-            std::fs::remove_file(&marker).unwrap();
-        }
+                .unwrap()
+        };
+        assert!(ran.success() && marker.exists(), "{how}: the fixture's payload should run under an unsafe loader");
+        std::fs::remove_file(&marker).unwrap();
     }
 }
 

@@ -1,14 +1,14 @@
 //! Many images in one run: a folder of 50 (made here, with one corrupt file) classified in batches gives the
 //! one-at-a-time results; the corrupt file is reported and the run goes on, with exit code 1; JSON, JSON
-//! Lines and CSV follow the schema documented in src/report.rs and the README.
-mod common;
+//! Lines and CSV follow the schema documented in src/report.rs and docs/GUIDE.md.
+use crate::common;
 
 use assert_cmd::Command;
 use common::images;
-use opencv::{core, imgcodecs, imgproc};
+use opencv::{core, imgcodecs, imgproc, prelude::*};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 /// 50 images in nested folders: the five photos, flipped, rotated and resized, plus a corrupt "image" and a
 /// text file that is not picked up (wrong extension).
@@ -85,6 +85,8 @@ fn a_folder_of_fifty_in_batches_equals_one_at_a_time_and_survives_a_corrupt_file
     make_folder(&folder);
     let out_dir = dir.path().join("annotated");
     let f = folder.to_str().unwrap();
+    let inputs_before = snapshot(&folder);
+    assert_eq!(inputs_before.len(), 51, "49 images, the corrupt one and notes.txt");
     let (code, stdout, stderr) = run(&[
         "-i",
         f,
@@ -133,6 +135,28 @@ fn a_folder_of_fifty_in_batches_equals_one_at_a_time_and_survives_a_corrupt_file
     assert_eq!(written.len(), 49);
     assert!(out_dir.join("set0").is_dir() && out_dir.join("set1").is_dir());
     assert!(!out_dir.join("set0/corrupt.jpg").exists());
+    // Exactly one copy per classified input, under the input's path relative to the folder given, and nothing
+    // else (no temporary file, no copy of the corrupt image or of notes.txt).
+    let written: BTreeSet<PathBuf> = written.iter().map(|p| p.strip_prefix(&out_dir).unwrap().to_path_buf()).collect();
+    let expected: BTreeSet<PathBuf> = inputs_before
+        .keys()
+        .filter(|p| p.as_path() != Path::new("set0/corrupt.jpg") && p.as_path() != Path::new("notes.txt"))
+        .cloned()
+        .collect();
+    assert_eq!(expected.len(), 49);
+    assert_eq!(written, expected, "the annotated copies' relative paths");
+    for relative in &written {
+        let size = |p: &Path| imgcodecs::imread(p.to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap().size().unwrap();
+        let (copy, input) = (out_dir.join(relative), folder.join(relative));
+        assert_eq!(size(&copy), size(&input), "{}: the copy has the input's size", relative.display());
+    }
+    // Both runs left every input byte for byte as it was, and added nothing to the input folder.
+    assert_eq!(snapshot(&folder), inputs_before, "the inputs are unchanged");
+}
+
+/// Every file under `dir`, by its path relative to `dir`, with its SHA-256 (coreutils' sha256sum).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    walk(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().to_path_buf(), common::sha256sum(&p))).collect()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -163,17 +187,17 @@ fn csv_has_the_documented_columns_and_quotes_labels_with_commas() {
     ]);
     assert_eq!(code, Some(1), "{stderr}");
     let mut lines = stdout.lines();
-    assert_eq!(lines.next(), Some("image,model,rank,index,label,probability,error"));
+    assert_eq!(lines.next(), Some("image,model,rank,index,label,probability,error,warning"));
     let rows: Vec<Vec<String>> = lines.map(parse_csv_line).collect();
     assert_eq!(rows.len(), 4, "three predictions and one failure: {stdout}");
     for (rank, row) in rows[..3].iter().enumerate() {
-        assert_eq!(row.len(), 7, "{row:?}");
+        assert_eq!(row.len(), 8, "{row:?}");
         assert_eq!(row[2], rank.to_string());
         let index: usize = row[3].parse().unwrap();
         assert_eq!(row[4], classify_image::Labels::imagenet().get(index));
         let p: f64 = row[5].parse().unwrap();
         assert!((0.0..=1.0).contains(&p));
-        assert!(row[6].is_empty());
+        assert!(row[6].is_empty() && row[7].is_empty(), "no error, no warning: {row:?}");
     }
     assert_eq!(rows[0][4], "fox_squirrel, eastern_fox_squirrel, Sciurus_niger", "a quoted label with commas");
     assert_eq!(rows[3][0], "/nonexistent.png");

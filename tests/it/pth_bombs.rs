@@ -6,7 +6,7 @@
 //! Most of the 2 s is start-up (loading libtorch and OpenCV, about 0.6 s on an idle machine). On a busy one the
 //! wall-clock bound grows by what start-up alone takes there beyond that, measured on a file refused at its
 //! first byte; the CPU time the process used is held to 2 s in any case.
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::Path;

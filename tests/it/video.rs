@@ -1,6 +1,6 @@
 //! Video: a 3-second video generated here is annotated headless into an output video with the same number of
 //! frames, each carrying the label; --every N classifies every Nth frame only.
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 use opencv::{core, imgcodecs, imgproc, prelude::*, videoio};

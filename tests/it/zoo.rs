@@ -1,7 +1,7 @@
 //! The model zoo beyond the seed's five: each model's logits equal torchvision's (or efficientnet-lite-pytorch's)
 //! on the same calibrated random weights and photos (max |Δ| ≤ 1e-4, same top-5); EfficientNet-Lite1/2 also
 //! with their real weights, which must classify the sample photos correctly.
-mod common;
+use crate::common;
 
 use classify_image::ModelId;
 use common::{assert_classifies_samples, assert_parity, reference_logits, zip_fixture};

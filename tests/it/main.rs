@@ -1,0 +1,20 @@
+//! The integration tests: one binary (one link of libtorch and OpenCV), a module per area. Run one area with
+//! `cargo test --release --test it AREA::` (e.g. `bad_input::`).
+mod common;
+
+mod bad_input;
+mod batch;
+mod cli;
+mod devices;
+mod download;
+mod formats;
+mod fuzz_corpus;
+mod no_silent_loss;
+mod own_model;
+mod parity;
+mod presets;
+mod pth_bombs;
+mod threads;
+mod video;
+mod window;
+mod zoo;
