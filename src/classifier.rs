@@ -85,7 +85,7 @@ impl Classifier {
         let checkpoint = weights::read_mapped(weights)?;
         let net = spec
             .build(Params::new(checkpoint.tensors, device, kind))
-            .map_err(|e| Error::weights(weights, WeightsError::DoesNotFit { model: spec.name, reason: e.0 }))?;
+            .map_err(|e| Error::weights(weights, WeightsError::DoesNotFit { model: spec.name, source: e }))?;
         // On a GPU every parameter was copied to the device: the map is not needed any more.
         let map = (device == Device::Cpu).then_some(checkpoint.map);
         Ok(Classifier { net, preset: spec.preset, device, kind, _weights: map })

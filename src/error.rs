@@ -199,10 +199,6 @@ pub enum Unavailable {
     Nowhere,
 }
 
-/// What `safe_pth` found wrong in a `.pth` file. `safe_pth::parse` reports a `String`; boxed, it is an error
-/// like any other, and any `std::error::Error` that crate returns converts with the same `into()`.
-pub type PthError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Why a weights file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
@@ -215,9 +211,9 @@ pub enum WeightsError {
     #[error("it is neither a torch.save checkpoint (.pth/.pt) nor a .safetensors file")]
     UnknownFormat,
     /// A torch.save checkpoint that the safe reader refuses (a forbidden pickle global, a size past the
-    /// file, a bomb…).
+    /// file, a bomb…): `safe_pth::Error` says which.
     #[error("{0}")]
-    Pth(#[source] PthError),
+    Pth(#[source] safe_pth::Error),
     #[error("its safetensors header is invalid: {0}")]
     Safetensors(#[source] safetensors::SafeTensorError),
     #[error("its tensor {name} has unsupported dtype {dtype:?}")]
@@ -226,10 +222,13 @@ pub enum WeightsError {
     #[error("{}", first_line(&.0.to_string()))]
     Tensor(#[source] tch::TchError),
     /// The tensors do not make `model`: missing, unused or misshapen parameters, or values that are not
-    /// finite. `reason` is the text of the model builder's `models::BuildError` (which names the key): that
-    /// type is not a `std::error::Error`, so it is kept as its message.
-    #[error("does not fit {model}: it {reason}")]
-    DoesNotFit { model: &'static str, reason: String },
+    /// finite. `source`, the model builder's error, names the key.
+    #[error("does not fit {model}: it {source}")]
+    DoesNotFit {
+        model: &'static str,
+        #[source]
+        source: crate::models::BuildError,
+    },
     #[error("is not a TorchScript file (no code/ and constants.pkl inside)")]
     NotTorchScript,
     #[error("libtorch cannot load it as TorchScript: {}", first_line(&.0.to_string()))]
@@ -414,8 +413,12 @@ mod tests {
         assert!(std::error::Error::source(cause).is_some(), "and the io::Error under it");
         assert_eq!(e.exit_code(), exit::USAGE);
 
-        let e = Error::weights("w.pth", WeightsError::Pth("global os.system is refused".to_string().into()));
-        assert_eq!(e.to_string(), "weights file w.pth: global os.system is refused");
+        let refused = safe_pth::Error::Refused { module: "os".into(), name: "system".into() };
+        let e = Error::weights("w.pth", WeightsError::Pth(refused.clone()));
+        assert_eq!(e.to_string(), format!("weights file w.pth: {refused}"));
+        assert!(e.to_string().starts_with("weights file w.pth: refused to load: its pickle asks for the Python"));
+        let cause = std::error::Error::source(&e).and_then(std::error::Error::source);
+        assert!(cause.and_then(|c| c.downcast_ref::<safe_pth::Error>()).is_some_and(safe_pth::Error::is_hostile));
         assert_eq!(e.exit_code(), exit::WEIGHTS);
 
         let e = Error::output("stdout", OutputError::Truncated(io::Error::from(io::ErrorKind::StorageFull)));

@@ -19,7 +19,8 @@ pub trait Network: tch::nn::Module {
 }
 
 /// Why a weights file does not fit a model. The caller adds the file and the model.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct BuildError(pub String);
 
 /// How an image becomes the model's input tensor.

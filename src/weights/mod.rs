@@ -48,10 +48,7 @@ fn load(path: &Path, zero_copy: bool) -> Result<Mapped> {
     let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }.map_err(|e| fail(WeightsError::Io(e)))?;
     let data: &[u8] = &map;
     let tensors = if safe_pth::sniff(data) {
-        // `into` boxes safe_pth's reason as a `PthError`.
-        safe_pth::parse(data)
-            .map_err(|e| WeightsError::Pth(e.into()))
-            .and_then(|entries| to_tensors(entries, zero_copy))
+        safe_pth::parse(data).map_err(WeightsError::Pth).and_then(|entries| to_tensors(entries, zero_copy))
     } else if looks_like_safetensors(data) {
         read_safetensors(data, zero_copy)
     } else {

@@ -8,7 +8,10 @@
 //! Every size in the file is checked against the file's real length before it is used, and every tensor view
 //! against its storage, so what [`parse`] returns can be turned into tensors without further checks. One
 //! [`pickle::Budget`] per file bounds what reading it allocates: its pickles and what [`parse`] returns.
+mod error;
 pub mod pickle;
+
+pub use error::Error;
 
 use pickle::{Budget, StorageRef, TensorRef, Value};
 use std::collections::HashMap;
@@ -68,39 +71,39 @@ fn is_legacy(data: &[u8]) -> bool {
     data.len() > 13 && data[0] == 0x80 && data[2] == 0x8a && data[3] == 10 && data[4..14] == LEGACY_MAGIC
 }
 
-/// Parses a state dict's tensors, in file order, within [`pickle::DEFAULT_BUDGET`]. `Err` carries the reason, for
-/// a message that names the file.
-pub fn parse(data: &[u8]) -> Result<Vec<TensorEntry<'_>>, String> {
+/// Parses a state dict's tensors, in file order, within [`pickle::DEFAULT_BUDGET`]. `Err` says why, for a message
+/// that names the file.
+pub fn parse(data: &[u8]) -> Result<Vec<TensorEntry<'_>>, Error> {
     parse_with_budget(data, pickle::DEFAULT_BUDGET)
 }
 
 /// [`parse`] with a budget of `budget_bytes` for the file's pickles and the entries returned.
-pub fn parse_with_budget(data: &[u8], budget_bytes: usize) -> Result<Vec<TensorEntry<'_>>, String> {
+pub fn parse_with_budget(data: &[u8], budget_bytes: usize) -> Result<Vec<TensorEntry<'_>>, Error> {
     let mut budget = Budget::new(budget_bytes);
     if data.starts_with(b"PK\x03\x04") {
         read_zip(data, &mut budget)
     } else if is_legacy(data) {
         read_legacy(data, &mut budget)
     } else if data.starts_with(b"\x1f\x8b") || data.get(257..262) == Some(b"ustar") {
-        Err("it is a tar/gzip archive (torch < 0.2); re-save it with a current torch".into())
+        Err(Error::NotACheckpoint("it is a tar/gzip archive (torch < 0.2); re-save it with a current torch".into()))
     } else {
-        Err("it is not a PyTorch checkpoint (neither a zip nor a legacy torch.save file)".into())
+        Err(Error::NotACheckpoint("it is not a PyTorch checkpoint (neither a zip nor a legacy torch.save file)".into()))
     }
 }
 
-fn read_zip<'a>(data: &'a [u8], budget: &mut Budget) -> Result<Vec<TensorEntry<'a>>, String> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(data))
-        .map_err(|e| format!("its zip archive is corrupt or truncated ({e}); download the file again"))?;
-    let pkl = archive
-        .file_names()
-        .find(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-        .map(str::to_owned)
-        .ok_or("its zip archive has no data.pkl, so it is not a torch.save file")?;
+fn read_zip<'a>(data: &'a [u8], budget: &mut Budget) -> Result<Vec<TensorEntry<'a>>, Error> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(data)).map_err(|e| {
+        Error::malformed(format!("its zip archive is corrupt or truncated ({e}); download the file again"))
+    })?;
+    let pkl =
+        archive.file_names().find(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).map(str::to_owned).ok_or_else(
+            || Error::NotACheckpoint("its zip archive has no data.pkl, so it is not a torch.save file".into()),
+        )?;
     let prefix = pkl.strip_suffix("data.pkl").expect("matched above").to_string();
 
     if let Some(order) = stored_entry(&mut archive, data, &format!("{prefix}byteorder"))? {
         if order != b"little" {
-            return Err("it was saved on a big-endian machine, which is not supported".into());
+            return Err(Error::Unsupported("it was saved on a big-endian machine, which is not supported".into()));
         }
     }
     let pickle_bytes = stored_entry(&mut archive, data, &pkl)?.expect("found above");
@@ -114,7 +117,8 @@ fn read_zip<'a>(data: &'a [u8], budget: &mut Budget) -> Result<Vec<TensorEntry<'
             continue;
         }
         let name = format!("{prefix}data/{}", s.key);
-        let bytes = stored_entry(&mut archive, data, &name)?.ok_or_else(|| format!("its archive lacks {name}"))?;
+        let bytes = stored_entry(&mut archive, data, &name)?
+            .ok_or_else(|| Error::malformed(format!("its archive lacks {name}")))?;
         storages.insert(&s.key, check_storage(s, bytes)?);
     }
     build(refs, &storages)
@@ -125,45 +129,50 @@ fn stored_entry<'a>(
     archive: &mut zip::ZipArchive<Cursor<&'a [u8]>>,
     data: &'a [u8],
     name: &str,
-) -> Result<Option<&'a [u8]>, String> {
+) -> Result<Option<&'a [u8]>, Error> {
     let entry = match archive.by_name(name) {
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(format!("its zip entry {name} is corrupt: {e}")),
+        Err(e) => return Err(Error::malformed(format!("its zip entry {name} is corrupt: {e}"))),
     };
     if entry.compression() != zip::CompressionMethod::Stored {
-        return Err(format!("its zip entry {name} is compressed, which torch.save never does"));
+        return Err(Error::malformed(format!("its zip entry {name} is compressed, which torch.save never does")));
     }
-    let start = usize::try_from(entry.data_start()).map_err(|_| format!("its zip entry {name} is out of range"))?;
-    let len = usize::try_from(entry.size()).map_err(|_| format!("its zip entry {name} is out of range"))?;
+    let start = usize::try_from(entry.data_start())
+        .map_err(|_| Error::malformed(format!("its zip entry {name} is out of range")))?;
+    let len =
+        usize::try_from(entry.size()).map_err(|_| Error::malformed(format!("its zip entry {name} is out of range")))?;
     let end = start.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| {
-        format!("its zip entry {name} declares {len} bytes beyond the end of the file (truncated or corrupt)")
+        Error::malformed(format!(
+            "its zip entry {name} declares {len} bytes beyond the end of the file (truncated or corrupt)"
+        ))
     })?;
     Ok(Some(&data[start..end]))
 }
 
-fn read_legacy<'a>(data: &'a [u8], budget: &mut Budget) -> Result<Vec<TensorEntry<'a>>, String> {
+fn read_legacy<'a>(data: &'a [u8], budget: &mut Budget) -> Result<Vec<TensorEntry<'a>>, Error> {
     let mut pos = 0;
-    let mut next = |what: &str, budget: &mut Budget| -> Result<Value, String> {
-        let (value, used) = pickle::load_charged(&data[pos..], budget).map_err(|e| format!("{e} (in its {what})"))?;
+    let mut next = |part: &'static str, budget: &mut Budget| -> Result<Value, Error> {
+        let (value, used) = pickle::load_charged(&data[pos..], budget)
+            .map_err(|e| Error::InLegacyPickle { part, source: Box::new(e) })?;
         pos += used;
         Ok(value)
     };
     next("magic number", budget)?;
     if next("protocol version", budget)?.as_int() != Some(LEGACY_PROTOCOL) {
-        return Err(format!("its legacy protocol version is not {LEGACY_PROTOCOL}"));
+        return Err(Error::malformed(format!("its legacy protocol version is not {LEGACY_PROTOCOL}")));
     }
     let sys_info = next("system info", budget)?;
     let little = sys_info.dict_entries().and_then(|mut e| e.find(|(k, _)| k.as_str() == Some("little_endian")));
     if little.is_some_and(|(_, v)| *v == Value::Bool(false)) {
-        return Err("it was saved on a big-endian machine, which is not supported".into());
+        return Err(Error::Unsupported("it was saved on a big-endian machine, which is not supported".into()));
     }
     let root = next("state dict", budget)?;
     let keys = next("storage key list", budget)?;
     let keys: Vec<&str> = keys
         .as_seq()
         .and_then(|k| k.iter().map(Value::as_str).collect())
-        .ok_or("its storage key list is not a list of strings")?;
+        .ok_or_else(|| Error::malformed("its storage key list is not a list of strings"))?;
     let refs = state_dict(&root, budget)?;
 
     // Storage descriptions by key, as the pickle declared them.
@@ -176,10 +185,13 @@ fn read_legacy<'a>(data: &'a [u8], budget: &mut Budget) -> Result<Vec<TensorEntr
         let numel = i64::from_le_bytes(header.try_into().expect("8 bytes"));
         pos += 8;
         let Some(storage) = declared.get(key) else {
-            return Err(format!("its storage {key} is not used by any tensor"));
+            return Err(Error::malformed(format!("its storage {key} is not used by any tensor")));
         };
         if numel != storage.numel {
-            return Err(format!("its storage {key} holds {numel} elements but the pickle declares {}", storage.numel));
+            return Err(Error::malformed(format!(
+                "its storage {key} holds {numel} elements but the pickle declares {}",
+                storage.numel
+            )));
         }
         let len = byte_len(storage).ok_or_else(|| truncated_storage(key))?;
         let bytes = data.get(pos..pos.saturating_add(len)).ok_or_else(|| truncated_storage(key))?;
@@ -189,8 +201,8 @@ fn read_legacy<'a>(data: &'a [u8], budget: &mut Budget) -> Result<Vec<TensorEntr
     build(refs, &storages)
 }
 
-fn truncated_storage(key: &str) -> String {
-    format!("its storage {key} runs past the end of the file (the file is truncated)")
+fn truncated_storage(key: &str) -> Error {
+    Error::StorageTruncated { key: key.to_string() }
 }
 
 fn byte_len(storage: &StorageRef) -> Option<usize> {
@@ -200,8 +212,10 @@ fn byte_len(storage: &StorageRef) -> Option<usize> {
 /// The state dict's (name, tensor) pairs, in file order, borrowed from `root`. Accepts a bare state dict, or a
 /// training checkpoint that keeps it under `state_dict` or `model`. Each pair is charged what its
 /// [`TensorEntry`] will take (the memo can make many of them share one long name or storage key).
-fn state_dict<'v>(root: &'v Value, budget: &mut Budget) -> Result<Vec<(&'v str, &'v TensorRef)>, String> {
-    let entries = root.dict_entries().ok_or("it does not hold a state dict (its top-level object is not a dict)")?;
+fn state_dict<'v>(root: &'v Value, budget: &mut Budget) -> Result<Vec<(&'v str, &'v TensorRef)>, Error> {
+    let entries = root.dict_entries().ok_or_else(|| {
+        Error::NotAStateDict("it does not hold a state dict (its top-level object is not a dict)".into())
+    })?;
     let mut tensors = Vec::new();
     let mut nested = None;
     for (key, value) in entries {
@@ -217,33 +231,32 @@ fn state_dict<'v>(root: &'v Value, budget: &mut Budget) -> Result<Vec<(&'v str, 
     }
     match nested {
         Some(inner) if tensors.is_empty() => state_dict(inner, budget),
-        _ if tensors.is_empty() => Err("its dict holds no tensors, so it is not a state dict".into()),
+        _ if tensors.is_empty() => {
+            Err(Error::NotAStateDict("its dict holds no tensors, so it is not a state dict".into()))
+        }
         _ => Ok(tensors),
     }
 }
 
-fn check_storage<'a>(storage: &StorageRef, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+fn check_storage<'a>(storage: &StorageRef, bytes: &'a [u8]) -> Result<&'a [u8], Error> {
     if Some(bytes.len()) != byte_len(storage) {
-        return Err(format!(
+        return Err(Error::malformed(format!(
             "its storage {} has {} bytes but should have {} elements of {:?} (truncated or corrupt)",
             storage.key,
             bytes.len(),
             storage.numel,
             storage.kind
-        ));
+        )));
     }
     Ok(bytes)
 }
 
-fn build<'a>(
-    refs: Vec<(&str, &TensorRef)>,
-    storages: &HashMap<&str, &'a [u8]>,
-) -> Result<Vec<TensorEntry<'a>>, String> {
+fn build<'a>(refs: Vec<(&str, &TensorRef)>, storages: &HashMap<&str, &'a [u8]>) -> Result<Vec<TensorEntry<'a>>, Error> {
     refs.into_iter()
         .map(|(name, t)| {
-            let storage = storages
-                .get(&*t.storage.key)
-                .ok_or_else(|| format!("its tensor {name} refers to storage {} that the file lacks", t.storage.key))?;
+            let storage = storages.get(&*t.storage.key).ok_or_else(|| {
+                Error::malformed(format!("its tensor {name} refers to storage {} that the file lacks", t.storage.key))
+            })?;
             check_view(name, t)?;
             Ok(TensorEntry {
                 name: name.to_string(),
@@ -259,12 +272,13 @@ fn build<'a>(
 }
 
 /// A strided view must stay inside its storage: this is where a hostile size or stride is caught.
-fn check_view(name: &str, t: &TensorRef) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "its tensor {name} (size {:?}, stride {:?}, offset {}) reaches past its storage of {} elements",
-            t.size, t.stride, t.offset, t.storage.numel
-        )
+fn check_view(name: &str, t: &TensorRef) -> Result<(), Error> {
+    let bad = || Error::ViewOutOfBounds {
+        name: name.to_string(),
+        size: t.size.clone(),
+        stride: t.stride.clone(),
+        offset: t.offset,
+        numel: t.storage.numel,
     };
     if t.offset < 0 || t.size.iter().any(|&s| s < 0) || t.stride.iter().any(|&s| s < 0) {
         return Err(bad());
@@ -385,8 +399,9 @@ mod tests {
         for (offset, stride) in [(0, [3, 1]), (0, [1, 4]), (1, [2, 1]), (4, [0, 0])] {
             for (container, file) in both(&one_tensor(4, offset, [2, 2], stride), &[("0", &FOUR_FLOATS)]) {
                 let err = parse(&file).unwrap_err();
+                assert!(matches!(&err, Error::ViewOutOfBounds { name, numel: 4, .. } if name == "w"), "{err:?}");
                 assert_eq!(
-                    err,
+                    err.to_string(),
                     format!(
                         "its tensor w (size [2, 2], stride {stride:?}, offset {offset}) reaches past its storage \
                          of 4 elements"
@@ -420,7 +435,7 @@ mod tests {
         for op in [&b"h\x00"[..], b"2"] {
             for (container, file) in both(&copy_bomb(op, 200_000), &[]) {
                 let start = Instant::now();
-                let err = parse(&file).unwrap_err();
+                let err = parse(&file).unwrap_err().to_string();
                 assert_eq!(err, "it does not hold a state dict (its top-level object is not a dict)", "{container}");
                 assert!(start.elapsed().as_secs_f64() < SECONDS, "{container} {op:?}: {:?}", start.elapsed());
             }
@@ -448,6 +463,8 @@ mod tests {
             for (container, file) in both(&repeated_entries(name, key, 200_000), &[("0", &FOUR_FLOATS)]) {
                 let start = Instant::now();
                 let err = parse(&file).unwrap_err();
+                assert!(matches!(err.innermost(), Error::OverBudget { limit: pickle::DEFAULT_BUDGET }), "{err:?}");
+                let err = err.to_string();
                 assert!(err.starts_with("its pickle needs more than 32 MiB to read"), "{container}: {err}");
                 assert!(start.elapsed().as_secs_f64() < SECONDS, "{container}: {:?}", start.elapsed());
             }
@@ -455,7 +472,7 @@ mod tests {
         // A few entries read; a small budget refuses them too.
         for (container, file) in both(&repeated_entries(&long, "0", 3), &[("0", &FOUR_FLOATS)]) {
             assert_eq!(parse(&file).map(|t| t.len()).unwrap_or_else(|e| panic!("{container}: {e}")), 4);
-            let err = parse_with_budget(&file, 3 << 20).unwrap_err();
+            let err = parse_with_budget(&file, 3 << 20).unwrap_err().to_string();
             assert!(err.starts_with("its pickle needs more than 3 MiB to read"), "{container}: {err}");
         }
     }
@@ -471,7 +488,33 @@ mod tests {
         pickle::load_charged(&state_dict, &mut alone).unwrap();
         assert!(need > alone.used() + 200, "{need} vs {}", alone.used());
         assert!(parse_with_budget(&file, need).is_ok());
-        let err = parse_with_budget(&file, need - 1).unwrap_err();
+        let err = parse_with_budget(&file, need - 1).unwrap_err().to_string();
         assert!(err.starts_with("its pickle needs more than 2 KiB to read"), "{need}: {err}");
+    }
+
+    #[test]
+    fn errors_say_what_kind_of_failure_and_keep_their_messages() {
+        let err = parse(b"hello").unwrap_err();
+        assert!(matches!(err, Error::NotACheckpoint(_)), "{err:?}");
+        assert_eq!(err.to_string(), "it is not a PyTorch checkpoint (neither a zip nor a legacy torch.save file)");
+
+        // A legacy file whose state dict pickle is cut short: the pickle's error, and which pickle it was.
+        let file = legacy(&one_tensor(4, 0, [2, 2], [2, 1]), &[("0", &FOUR_FLOATS)]);
+        // Magic number, protocol version and system info: what precedes the state dict (an empty key list is 6 bytes).
+        let start = legacy(b"", &[]).len() - 6;
+        let err = parse(&file[..start + 10]).unwrap_err();
+        assert_eq!(*err.innermost(), Error::Truncated { at: 10 });
+        assert!(!err.is_hostile());
+        let cause = std::error::Error::source(&err).expect("the pickle's error");
+        assert_eq!(err.to_string(), format!("{cause} (in its state dict)"));
+        assert_eq!(
+            err.to_string(),
+            "its pickle is truncated at byte 10 (the file is incomplete or corrupt) (in its state dict)"
+        );
+
+        // Storage past the end of a legacy file.
+        let err = parse(&file[..file.len() - 1]).unwrap_err();
+        assert_eq!(err, Error::StorageTruncated { key: "0".into() });
+        assert_eq!(err.to_string(), "its storage 0 runs past the end of the file (the file is truncated)");
     }
 }
