@@ -226,10 +226,9 @@ fn parse_device(arg: &str) -> Result<Device, String> {
         "auto" => return Ok(classify_image::config::default_device()),
         "cpu" => return Ok(Device::Cpu),
         "cuda" => 0,
-        other => other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or("use auto, cpu, cuda or cuda:N")?,
+        other => {
+            other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()).ok_or("use auto, cpu, cuda or cuda:N")?
+        }
     };
     if (n as i64) < cuda_count {
         Ok(Device::Cuda(n))
@@ -470,7 +469,8 @@ fn resolve_window(show: bool, sink: &Sink, source: &Source, format: Format) -> R
         return Ok(Window::Asked);
     }
     // The original's default: one image (or a video) with nowhere to write it goes to a window.
-    let one = matches!(source, Source::Images(p) if p.len() == 1 && !p[0].is_dir()) || !matches!(source, Source::Images(_));
+    let one =
+        matches!(source, Source::Images(p) if p.len() == 1 && !p[0].is_dir()) || !matches!(source, Source::Images(_));
     Ok(if *sink == Sink::None && format == Format::Text && one { Window::Default } else { Window::No })
 }
 

@@ -320,7 +320,10 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "image,model,rank,index,label,probability,error,warning");
-        assert_eq!(lines[1], "\"a,b.jpg\",m,0,335,\"fox_squirrel, eastern_fox_squirrel, Sciurus_niger\",0.5,,truncated JPEG");
+        assert_eq!(
+            lines[1],
+            "\"a,b.jpg\",m,0,335,\"fox_squirrel, eastern_fox_squirrel, Sciurus_niger\",0.5,,truncated JPEG"
+        );
         assert_eq!(lines[2], "c.png,m,,,,,\"cannot read image c.png: \"\"x\"\"\",");
     }
 

@@ -77,7 +77,10 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     let printed = report.finish();
     close_windows(req)?;
     if !req.seed {
-        summary(req, &format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name));
+        summary(
+            req,
+            &format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name),
+        );
     }
     printed?;
     Ok(Outcome { failed })

@@ -158,7 +158,10 @@ fn a_truncated_jpeg_is_classified_with_one_warning_line_and_a_recorded_warning()
     assert!(lines.next().unwrap().contains(",,truncated JPEG"), "{csv}");
 
     // An intact JPEG: no warning.
-    let out = sh(dir.path(), &format!("{{bin}} -i {} -m efficientnet_lite0 --format jsonl", s(&common::image("squirrel_cls.jpg"))));
+    let out = sh(
+        dir.path(),
+        &format!("{{bin}} -i {} -m efficientnet_lite0 --format jsonl", s(&common::image("squirrel_cls.jpg"))),
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("warnings"));
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }

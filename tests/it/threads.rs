@@ -38,7 +38,8 @@ fn four_threads_classify_as_one_does_and_leave_stderr_alone() {
     images.push(cut.clone());
 
     let before = stderr_identity();
-    let single = top5_of_all(&Classifier::new(ModelId::EfficientnetLite0, &weights, tch::Device::Cpu).unwrap(), &images);
+    let single =
+        top5_of_all(&Classifier::new(ModelId::EfficientnetLite0, &weights, tch::Device::Cpu).unwrap(), &images);
     let (_, warnings) = preprocess::read_image_with_warnings(&cut).unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
 
