@@ -1,12 +1,12 @@
-"""classify-image against the Python original, on the same weights, images and machine (issue 6).
+"""classify-image against the Python original, on the same weights, images and machine.
 
 Run through scripts/bench.sh, which sets up and builds first:
 
-  bench.py run [--quick] [--out FILE]      every figure of BENCHMARKS.md, with ratios and targets
+  bench.py run [--quick] [--out FILE]      every figure of docs/BENCHMARKS.md, with ratios and targets
   bench.py python-inprocess MODEL WEIGHTS LOADS FORWARDS
                                            PyTorch's side of the in-process figures, as JSON (internal)
 
-What is compared (BENCHMARKS.md says why each one):
+What is compared (docs/BENCHMARKS.md says why each one):
   classify-image   target/release/classify-image, and benches/inprocess.rs for in-process figures
   original         scripts/classify_image.py: the tutorial's script, builds all five models on every run
   fair             scripts/classify_image_fair.py: builds only the chosen model, inference_mode, batches
@@ -30,7 +30,7 @@ BENCH = os.path.join(ROOT, "target", "bench")
 OURS = os.path.join(ROOT, "target", "release", "classify-image")
 PYTHON = sys.executable
 SEED_MODELS = ["vgg16", "vgg19", "inception", "densenet", "resnet"]
-# ResNet-50's multiply-adds at 224×224 (torchvision's "GFLOPS", SPEC §7); FLOPs are twice that.
+# ResNet-50's multiply-adds at 224×224 (torchvision's "GFLOPS"); FLOPs are twice that.
 RESNET50_GMACS = 4.09
 THROUGHPUT_MODEL = "resnet"
 BATCH = 8
@@ -392,7 +392,7 @@ def render(machine, results, folder_images, folder_times, folder_rss, prof, quic
         t = results["resnet"]["ours_forward_b1"]
         best = results["resnet"]["ours_forward_b1_best"]
         share = 2 * RESNET50_GMACS / (t / 1e3) / machine["sgemm_gflops"]
-        L.append(f"| resnet: forward batch 1 ≤ 87 ms (SPEC §7) | {t:.1f} ms (best {best:.1f} ms) | {verdict(t <= 87)} |")
+        L.append(f"| resnet: forward batch 1 ≤ 87 ms | {t:.1f} ms (best {best:.1f} ms) | {verdict(t <= 87)} |")
         L.append(f"| resnet: ≥ 60% of this CPU's fp32 peak | {100 * share:.0f}% of {machine['sgemm_gflops']:.0f}"
                  f" GFLOP/s ({2 * RESNET50_GMACS / (t / 1e3):.0f} GFLOP/s; best run"
                  f" {100 * 2 * RESNET50_GMACS / (best / 1e3) / machine['sgemm_gflops']:.0f}%) | {verdict(share >= 0.6)} |")

@@ -1,5 +1,5 @@
 # The Python original (classify_image.py) as a careful PyTorch user would write it, for the benchmarks
-# (scripts/bench.py, BENCHMARKS.md): the same preprocessing, weights loading, output lines and annotation, but
+# (scripts/bench.py, docs/BENCHMARKS.md): the same preprocessing, weights loading, output lines and annotation, but
 #   - it builds only the chosen model, not all five;
 #   - it runs under torch.inference_mode();
 #   - it takes a folder as well as an image, and classifies a folder's images in batches (--batch-size), each

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild labels/ilsvrc2012_wordnet_lemmas.txt exactly (SPEC §3) from two Debian packages.
+"""Rebuild labels/ilsvrc2012_wordnet_lemmas.txt exactly from two Debian packages.
 
 The ImageNet-1k class order is the sorted order of the 1000 WordNet ids; each line is that synset's lemmas.
 Usage: scripts/make_labels.py [OUT]   (downloads `darknet` and `wordnet-base` with apt-get into a temp dir)

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite, set-up included: lints, unit tests, parity with PyTorch, the CLI against the Python
-# original, the window under Xvfb, bad input.
+# The whole test suite, set-up included: lints, unit tests of every crate of the workspace (safe-pth too), the
+# integration tests (one binary, tests/it: parity with PyTorch, the CLI against the Python original, the window
+# under Xvfb, bad input, ...), the library example, the `cuda` feature's link, and the benchmark harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo clippy --release --all-targets --quiet -- -D warnings
-cargo test --release --no-fail-fast
+step() { printf '[test] %s (%ds)\n' "$1" "$SECONDS" >&2; }
+step "clippy"
+cargo clippy --workspace --release --all-targets --quiet -- -D warnings
+step "cargo test"
+cargo test --workspace --release --no-fail-fast
+step "the library example"
 # The library used from a program (examples/classify.rs) classifies for real.
 example=$(cargo run --release --quiet --example classify -- images/coffee.png)
 echo "$example"
 grep -q "coffee.png: espresso" <<< "$example"
+step "the benchmark harness"
+# The benchmark harness (docs/BENCHMARKS.md) runs end to end in its quick form: ResNet-50, few runs, 4 images. It
+# checks that every measurement still works, not the speed (that is for `bash scripts/bench.sh`).
+bash scripts/bench.sh --quick > /dev/null
+echo "bench: the harness ran (bash scripts/bench.sh --quick)"
+step "the cuda feature"
 # The `cuda` feature links libtorch's CUDA side into classify-image: its hooks must then be registered
-# (tests/devices.rs checks the build without the feature). Built last: only our crate recompiles.
+# (tests/it/devices.rs checks the build without the feature). Built last: only our crate recompiles (and
+# relinks again, without the feature, on the next run).
 cargo build --release --quiet --features cuda
 devices=$(./target/release/classify-image devices)
 grep -q "cuda hooks registered: yes" <<< "$devices"
 echo "cuda feature: classify-image built with --features cuda has libtorch's CUDA hooks registered"
-# The benchmark harness (BENCHMARKS.md) runs end to end in its quick form: ResNet-50, few runs, 4 images. It
-# checks that every measurement still works, not the speed (that is for `bash scripts/bench.sh`).
-bash scripts/bench.sh --quick > /dev/null
-echo "bench: the harness ran (bash scripts/bench.sh --quick)"
+step "done"
