@@ -188,9 +188,9 @@ def sgemm_peak():
     return best
 
 
-def profile_resnet(weights):
+def profile_resnet(weights, runs=10):
     """libtorch's profiler on the network classify-image runs (BatchNorm folded, channels-last), batch 1:
-    where ResNet-50's time goes and how fast its convolutions run."""
+    where ResNet-50's time goes and how fast its convolutions run; `runs` profiled passes, twice as many timed."""
     import torch
     from torch.fx.experimental.optimization import fuse
     from torch.profiler import ProfilerActivity, profile
@@ -203,11 +203,11 @@ def profile_resnet(weights):
         for _ in range(3):
             model(x)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(10):
+            for _ in range(runs):
                 model(x)
     rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in rows)
-    table = [(e.key, e.count // 10, e.self_cpu_time_total / 10 / 1e3, 100 * e.self_cpu_time_total / total)
+    table = [(e.key, e.count // runs, e.self_cpu_time_total / runs / 1e3, 100 * e.self_cpu_time_total / total)
              for e in rows[:8]]
     conv_ms = sum(ms for key, _, ms, _ in table if key in ("mkldnn_convolution", "aten::mkldnn_convolution"))
     # The fastest path libtorch itself offers on the CPU: a frozen TorchScript graph after
@@ -221,12 +221,12 @@ def profile_resnet(weights):
     with torch.inference_mode():
         for _ in range(3):
             frozen(x_plain)
-        for _ in range(20):
+        for _ in range(2 * runs):
             for name, (net, inp) in (("ours", (model, x)), ("frozen", (frozen, x_plain))):
                 start = time.perf_counter()
                 net(inp)
                 times[name].append((time.perf_counter() - start) * 1e3)
-    return {"table": table, "total_ms": total / 10 / 1e3, "conv_ms": conv_ms,
+    return {"table": table, "total_ms": total / runs / 1e3, "conv_ms": conv_ms, "timed_runs": 2 * runs,
             "same_ops_ms": median(times["ours"]), "frozen_ms": median(times["frozen"]),
             "frozen_best_ms": min(times["frozen"])}
 
@@ -246,8 +246,11 @@ def run(args):
     models = [THROUGHPUT_MODEL] if quick else SEED_MODELS
     # In-process figures come in short rounds that alternate classify-image and PyTorch, so that both sides
     # see the same moments of this shared machine; each ratio is the median of the rounds' own ratios.
-    rounds, loads, forwards, e2e_runs = (2, 1, 3, 2) if quick else (6, 1, 4, 5)
-    folder_images = 4 if quick else 64
+    rounds, loads, forwards, e2e_runs = (1, 1, 3, 2) if quick else (6, 1, 4, 5)
+    # The quick form checks that every measurement still runs, so it runs each as few times as it can: the
+    # original builds all five networks per run, about 10 s each time.
+    warmup = 0 if quick else 1
+    folder_images = 2 if quick else 64
     os.makedirs(BENCH, exist_ok=True)
     log(f"bench: weights and images in {BENCH}")
     weights = {m: make_weights(m) for m in models}
@@ -287,7 +290,7 @@ def run(args):
                                     os.path.join(out_dir, "original.png")],
             "fair": fair + ["-i", image, "-m", m, "--weights", w, "--output", os.path.join(out_dir, "fair.png")],
         }
-        times = hyperfine(cmds, e2e_runs)
+        times = hyperfine(cmds, e2e_runs, warmup)
         r.update({f"e2e_{k}": v for k, v in times.items()})
         log(f"bench: {m}: peak RSS")
         r.update({f"rss_{k}": peak_rss_mib(cmd) for k, cmd in cmds.items()})
@@ -304,7 +307,7 @@ def run(args):
         "fair": fair + ["-i", folder, "-m", THROUGHPUT_MODEL, "--weights", w, "--output-dir", dirs["fair"],
                         "--batch-size", str(BATCH)],
     }
-    folder_times = hyperfine(folder_cmds, 2 if quick else 3)
+    folder_times = hyperfine(folder_cmds, 2 if quick else 3, warmup)
     loop = ("for f in {folder}/*.jpg; do {py} {script} -i \"$f\" -m {m} --weights {w} "
             "--output {out}/\"$(basename \"$f\")\" || exit 1; done").format(
         folder=quote(folder), py=quote(PYTHON), script=quote(original[1]), m=THROUGHPUT_MODEL, w=quote(w),
@@ -317,7 +320,7 @@ def run(args):
             raise SystemExit(f"bench.py: {name} wrote {written} annotated images of {folder_images}")
 
     log("bench: profile of ResNet-50 as classify-image runs it")
-    prof = profile_resnet(weights[THROUGHPUT_MODEL])
+    prof = profile_resnet(weights[THROUGHPUT_MODEL], 2 if quick else 10)
     shutil.rmtree(out_dir, ignore_errors=True)
 
     report = render(machine, results, folder_images, folder_times, folder_rss, prof, quick)
@@ -410,7 +413,7 @@ def render(machine, results, folder_images, folder_times, folder_rss, prof, quic
     L.append("")
     L.append(f"Total {prof['total_ms']:.1f} ms per image; the convolutions alone take {prof['conv_ms']:.1f} ms, i.e."
              f" they run at {conv_rate:.0f} GFLOP/s ({100 * conv_rate / machine['sgemm_gflops']:.0f}% of the"
-             f" sgemm peak). Timed interleaved, 20 runs: this network (the same ops as classify-image's) takes"
+             f" sgemm peak). Timed interleaved, {prof['timed_runs']} runs: this network (the same ops as classify-image's) takes"
              f" {prof['same_ops_ms']:.1f} ms; libtorch's fastest CPU path, a frozen TorchScript graph after"
              f" `optimize_for_inference` (prepacked oneDNN weights, ReLU and sums fused into the convolutions, out of"
              f" tch's reach), {prof['frozen_ms']:.1f} ms (best {prof['frozen_best_ms']:.1f} ms, i.e."
@@ -435,7 +438,7 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--quick", action="store_true", help="ResNet-50 only, few runs, 4 images: a smoke test")
+    r.add_argument("--quick", action="store_true", help="ResNet-50 only, few runs, 2 images: a smoke test")
     r.add_argument("--out", help="write the results into this Markdown file, between its bench markers")
     p = sub.add_parser("python-inprocess")
     p.add_argument("model")

@@ -5,7 +5,7 @@
 use crate::common;
 
 use assert_cmd::Command;
-use common::{fixture, image, python, real_lite0_weights};
+use common::{fixture, image, real_lite0_weights};
 use std::path::Path;
 
 fn classify_image() -> Command {
@@ -147,15 +147,11 @@ fn json_top5(img: &str, args: &[&str]) -> Vec<(usize, f64)> {
 /// PyTorch's top-5 (the Python reference, with the seed's preparation at the given size, mean and std).
 fn pytorch_top5(model: &str, weights: &Path, img: &str, options: &[&str]) -> Vec<(usize, f64)> {
     let out = tempfile::NamedTempFile::new().unwrap();
-    let status = python()
-        .args(["scripts/reference.py", "logits", "--model", model, "--weights"])
-        .arg(weights)
-        .arg("--out")
-        .arg(out.path())
-        .args(options)
-        .arg(image(img))
-        .status()
-        .unwrap();
+    let mut args = crate::os_args!["scripts/reference.py", "logits", "--model", model, "--weights", weights];
+    args.extend(crate::os_args!["--out", out.path()]);
+    args.extend(options.iter().map(std::ffi::OsString::from));
+    args.push(image(img).into());
+    let status = common::python_cached(&args, &[weights, &image(img)], &[out.path()]).status;
     assert!(status.success(), "reference.py logits {options:?}");
     let logits = &common::read_logits(out.path())[img];
     let max = logits.iter().copied().fold(f32::MIN, f32::max) as f64;

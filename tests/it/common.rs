@@ -257,15 +257,9 @@ fn classify_image_cmd() -> assert_cmd::Command {
 pub fn assert_same_as_python(model: &str, img: &Path, weights: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
     let (py_png, rs_png) = (dir.path().join("python.png"), dir.path().join("rust.png"));
-    let py = python()
-        .args(["scripts/classify_image.py", "-i"])
-        .arg(img)
-        .args(["-m", model, "--weights"])
-        .arg(weights)
-        .arg("--output")
-        .arg(&py_png)
-        .output()
-        .unwrap();
+    let args =
+        crate::os_args!["scripts/classify_image.py", "-i", img, "-m", model, "--weights", weights, "--output", &py_png];
+    let py = python_cached(&args, &[img, weights], &[&py_png]);
     assert!(py.status.success(), "Python original failed: {}", String::from_utf8_lossy(&py.stderr));
     let rs = classify_image_cmd()
         .arg("-i")
@@ -372,4 +366,78 @@ pub fn sha256sum(path: &Path) -> String {
     let digest = stdout.split_whitespace().next().unwrap_or("").to_string();
     assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()), "sha256sum printed {stdout:?}");
     digest
+}
+
+/// Runs the project's Python with `args` once per distinct input, as the fixtures are made once: what it
+/// printed and the files or folders it wrote (`outputs`, which `args` name) are kept in
+/// target/python-cache/<key>/ and copied back on later calls. The key covers the Python side of the project
+/// (scripts/, the venv's requirements), the arguments other than the outputs, and the `inputs` (their bytes; a
+/// file over 64 MB, a generated weights fixture, by path, size and modification time). Only successful runs are
+/// kept, so a failure always runs again. The first run of every test is the real one.
+pub fn python_cached(args: &[std::ffi::OsString], inputs: &[&Path], outputs: &[&Path]) -> std::process::Output {
+    use sha2::{Digest, Sha256};
+    let mut key = Sha256::new();
+    let mut scripts: Vec<PathBuf> = Vec::new();
+    for dir in ["scripts", "scripts/pyimagesearch"] {
+        scripts.extend(std::fs::read_dir(root().join(dir)).unwrap().flatten().map(|e| e.path()));
+    }
+    scripts.retain(|p| p.extension().is_some_and(|e| e == "py"));
+    scripts.sort();
+    for script in scripts.iter().chain([&root().join(".venv/.requirements.sha256")]) {
+        key.update(std::fs::read(script).unwrap_or_default());
+    }
+    for arg in args {
+        let is_output = outputs.iter().any(|o| o.as_os_str() == arg.as_os_str());
+        key.update(if is_output { "<output>".as_bytes() } else { arg.as_encoded_bytes() });
+        key.update([0]);
+    }
+    for input in inputs {
+        let meta = std::fs::metadata(input).unwrap();
+        if meta.len() > 64 << 20 {
+            key.update(format!("{}:{}:{:?}", input.display(), meta.len(), meta.modified().unwrap()));
+        } else {
+            key.update(std::fs::read(input).unwrap());
+        }
+    }
+    let cached = root().join("target/python-cache").join(hex::encode(&key.finalize()[..16]));
+    let copy = |from: &Path, to: &Path| {
+        if from.is_dir() {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap().flatten() {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        } else {
+            std::fs::copy(from, to).unwrap();
+        }
+    };
+    if let Ok(stdout) = std::fs::read(cached.join("stdout")) {
+        for (i, out) in outputs.iter().enumerate() {
+            copy(&cached.join(format!("output-{i}")), out);
+        }
+        use std::os::unix::process::ExitStatusExt;
+        return std::process::Output { status: std::process::ExitStatus::from_raw(0), stdout, stderr: Vec::new() };
+    }
+    let output = python().args(args).output().unwrap();
+    if output.status.success() {
+        // Written beside, then renamed: a concurrent or interrupted run never leaves half an entry.
+        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        for (i, out) in outputs.iter().enumerate() {
+            copy(out, &tmp.join(format!("output-{i}")));
+        }
+        std::fs::write(tmp.join("stdout"), &output.stdout).unwrap();
+        if std::fs::rename(&tmp, &cached).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp); // another test kept the same entry first
+        }
+    }
+    output
+}
+
+/// `OsString` arguments from anything path- or string-like.
+#[macro_export]
+macro_rules! os_args {
+    ($($arg:expr),* $(,)?) => {
+        vec![$(std::ffi::OsString::from($arg)),*]
+    };
 }

@@ -13,7 +13,7 @@ use classify_image::{preprocess, Classifier, ModelId, MODELS};
 use common::{fixture, images, max_abs_diff, python, read_logits, real_lite0_weights, top_k, zip_fixture};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// docs/TESTS.md: "our preparation has the same geometry, on average within 0.0035 of it" (mean |Δ| in normalised
@@ -50,14 +50,12 @@ fn parity(model: &str, weights: &Path) {
     let id = ModelId::from_name(model).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // No sizes given: the reference takes them from torchvision's weights.
-    let out = python()
-        .args(["scripts/reference.py", "tv-inputs", "--model", model, "--weights"])
-        .arg(weights)
-        .arg("--out-dir")
-        .arg(dir.path())
-        .args(images())
-        .output()
-        .unwrap();
+    let mut args = crate::os_args!["scripts/reference.py", "tv-inputs", "--model", model, "--weights", weights];
+    args.extend(crate::os_args!["--out-dir", dir.path()]);
+    args.extend(images().into_iter().map(std::ffi::OsString::from));
+    let photos = images();
+    let inputs: Vec<&Path> = std::iter::once(weights).chain(photos.iter().map(PathBuf::as_path)).collect();
+    let out = common::python_cached(&args, &inputs, &[dir.path()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let transform: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("transform.json")).unwrap()).unwrap();
