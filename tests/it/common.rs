@@ -370,21 +370,16 @@ pub fn sha256sum(path: &Path) -> String {
 
 /// Runs the project's Python with `args` once per distinct input, as the fixtures are made once: what it
 /// printed and the files or folders it wrote (`outputs`, which `args` name) are kept in
-/// target/python-cache/<key>/ and copied back on later calls. The key covers the Python side of the project
-/// (scripts/, the venv's requirements), the arguments other than the outputs, and the `inputs` (their bytes; a
+/// target/python-cache/<key>/ and copied back on later calls. The key covers the Python that the tests run (the
+/// original, the reference and its configuration; the venv's requirements), the arguments other than the outputs, and the `inputs` (their bytes; a
 /// file over 64 MB, a generated weights fixture, by path, size and modification time). Only successful runs are
 /// kept, so a failure always runs again. The first run of every test is the real one.
 pub fn python_cached(args: &[std::ffi::OsString], inputs: &[&Path], outputs: &[&Path]) -> std::process::Output {
     use sha2::{Digest, Sha256};
     let mut key = Sha256::new();
-    let mut scripts: Vec<PathBuf> = Vec::new();
-    for dir in ["scripts", "scripts/pyimagesearch"] {
-        scripts.extend(std::fs::read_dir(root().join(dir)).unwrap().flatten().map(|e| e.path()));
-    }
-    scripts.retain(|p| p.extension().is_some_and(|e| e == "py"));
-    scripts.sort();
-    for script in scripts.iter().chain([&root().join(".venv/.requirements.sha256")]) {
-        key.update(std::fs::read(script).unwrap_or_default());
+    let reference = ["scripts/classify_image.py", "scripts/reference.py", "scripts/pyimagesearch/config.py"];
+    for file in reference.iter().chain(&[".venv/.requirements.sha256"]) {
+        key.update(std::fs::read(root().join(file)).unwrap_or_default());
     }
     for arg in args {
         let is_output = outputs.iter().any(|o| o.as_os_str() == arg.as_os_str());
