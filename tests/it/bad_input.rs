@@ -411,36 +411,54 @@ fn zip_with_a_huge_declared_size() {
 fn malicious_pickles_are_refused_without_running() {
     let c = Case::new();
     let img = image("coffee.png");
-    for (how, global) in [
+    let payloads = [
         ("os.system", "posix.system"),
         ("builtins.eval", "__builtin__.eval"),
         ("builtins.exec", "__builtin__.exec"),
         ("subprocess", "commands.check_call"),
         ("custom-class", "__main__.Custom"),
-    ] {
-        let evil = c.path(&format!("{how}.pth"));
-        let marker = c.path(&format!("pwned-{how}"));
-        let made = python()
-            .args(["scripts/reference.py", "malicious", "--out", s(&evil), "--marker", s(&marker), "--how", how])
-            .status()
-            .unwrap();
-        assert!(made.success());
-        c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&evil)]), 3, &[s(&evil), global, "refused"]);
-        assert!(!marker.exists(), "{how}: the payload ran");
-        // The payload is real: Python's unsafe torch.load runs it. The custom class's gadget needs its class
-        // importable where the file is loaded, as it is in the program that wrote it: reference.py loads it.
-        let ran = if how == "custom-class" {
-            python().args(["scripts/reference.py", "unsafe-load", s(&evil)]).status().unwrap()
-        } else {
-            python()
-                .args(["-c", "import sys, torch; torch.load(sys.argv[1], weights_only=False)", s(&evil)])
-                .status()
-                .unwrap()
-        };
-        assert!(ran.success() && marker.exists(), "{how}: the fixture's payload should run under an unsafe loader");
-        std::fs::remove_file(&marker).unwrap();
+    ];
+    let evil = |how: &str| c.path(&format!("{how}.pth"));
+    let marker = |how: &str| c.path(&format!("pwned-{how}"));
+    // The four callables are made in one Python process (importing torch once), by reference.py's own
+    // `malicious`; the custom class must be pickled from reference.py run as __main__, as a program of its own.
+    let mut make = python();
+    make.args(["-c", MAKE_PAYLOADS]);
+    for (how, _) in &payloads[..4] {
+        make.args([how, s(&evil(how)), s(&marker(how))]);
+    }
+    assert!(make.status().unwrap().success());
+    let custom = &payloads[4].0;
+    let made = python()
+        .args(["scripts/reference.py", "malicious", "--out", s(&evil(custom)), "--marker", s(&marker(custom))])
+        .args(["--how", custom])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (how, global) in payloads {
+        c.fails(
+            &with_image(&img, &["-m", "resnet", "--weights", s(&evil(how))]),
+            3,
+            &[s(&evil(how)), global, "refused"],
+        );
+        assert!(!marker(how).exists(), "{how}: the payload ran");
+    }
+    // The payloads are real: Python's unsafe torch.load runs each. The custom class's gadget needs its class
+    // importable where the file is loaded, as it is in the program that wrote it: reference.py loads it.
+    let mut load = python();
+    load.args(["-c", "import sys, torch\nfor f in sys.argv[1:]:\n    torch.load(f, weights_only=False)"]);
+    for (how, _) in &payloads[..4] {
+        load.arg(evil(how));
+    }
+    assert!(load.status().unwrap().success());
+    assert!(python().args(["scripts/reference.py", "unsafe-load", s(&evil(custom))]).status().unwrap().success());
+    for (how, _) in payloads {
+        assert!(marker(how).exists(), "{how}: the fixture's payload should run under an unsafe loader");
     }
 }
+
+/// `reference.py`'s `malicious` for each (how, out, marker) triple of the arguments, in one process.
+const MAKE_PAYLOADS: &str = "import argparse, sys\nsys.path.insert(0, 'scripts')\nimport reference\nargs = sys.argv[1:]\nfor i in range(0, len(args), 3):\n    reference.malicious(argparse.Namespace(how=args[i], out=args[i + 1], marker=args[i + 2]))";
 
 #[test]
 fn nan_weights() {
