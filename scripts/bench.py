@@ -246,11 +246,11 @@ def run(args):
     models = [THROUGHPUT_MODEL] if quick else SEED_MODELS
     # In-process figures come in short rounds that alternate classify-image and PyTorch, so that both sides
     # see the same moments of this shared machine; each ratio is the median of the rounds' own ratios.
-    rounds, loads, forwards, e2e_runs = (1, 1, 3, 2) if quick else (6, 1, 4, 5)
+    rounds, loads, forwards, e2e_runs = (1, 1, 3, 1) if quick else (6, 1, 4, 5)
     # The quick form checks that every measurement still runs, so it runs each as few times as it can: the
     # original builds all five networks per run, about 10 s each time.
     warmup = 0 if quick else 1
-    folder_images = 2 if quick else 64
+    folder_images = 1 if quick else 64
     os.makedirs(BENCH, exist_ok=True)
     log(f"bench: weights and images in {BENCH}")
     weights = {m: make_weights(m) for m in models}
@@ -307,7 +307,7 @@ def run(args):
         "fair": fair + ["-i", folder, "-m", THROUGHPUT_MODEL, "--weights", w, "--output-dir", dirs["fair"],
                         "--batch-size", str(BATCH)],
     }
-    folder_times = hyperfine(folder_cmds, 2 if quick else 3, warmup)
+    folder_times = hyperfine(folder_cmds, 1 if quick else 3, warmup)
     loop = ("for f in {folder}/*.jpg; do {py} {script} -i \"$f\" -m {m} --weights {w} "
             "--output {out}/\"$(basename \"$f\")\" || exit 1; done").format(
         folder=quote(folder), py=quote(PYTHON), script=quote(original[1]), m=THROUGHPUT_MODEL, w=quote(w),
@@ -438,7 +438,7 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--quick", action="store_true", help="ResNet-50 only, few runs, 2 images: a smoke test")
+    r.add_argument("--quick", action="store_true", help="ResNet-50 only, one run of each, 1 image: a smoke test")
     r.add_argument("--out", help="write the results into this Markdown file, between its bench markers")
     p = sub.add_parser("python-inprocess")
     p.add_argument("model")

@@ -17,8 +17,9 @@ example=$(cargo run --release --quiet --example classify -- images/coffee.png)
 echo "$example"
 grep -q "coffee.png: espresso" <<< "$example"
 step "the benchmark harness"
-# The benchmark harness (docs/BENCHMARKS.md) runs end to end in its quick form: ResNet-50, few runs, 2 images. It
-# checks that every measurement still works, not the speed (that is for `bash scripts/bench.sh`).
+# The benchmark harness (docs/BENCHMARKS.md) runs end to end in its quick form: ResNet-50, one run of each
+# measurement, a folder of 1 image. It checks that every measurement still works, not the speed (that is for
+# `bash scripts/bench.sh`).
 bash scripts/bench.sh --quick > /dev/null
 echo "bench: the harness ran (bash scripts/bench.sh --quick)"
 step "the cuda feature"
