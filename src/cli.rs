@@ -268,6 +268,13 @@ pub enum Source {
     Camera(i32),
 }
 
+impl Source {
+    /// One image file (or stdin), not a folder: the original's case, and what `--output` takes.
+    fn is_one_image(&self) -> bool {
+        matches!(self, Source::Images(paths) if paths.len() == 1 && !paths[0].is_dir())
+    }
+}
+
 /// What classifies: a zoo model (with its official weights, or a file of weights for it), or a TorchScript
 /// module that carries its own architecture.
 #[derive(Debug)]
@@ -383,7 +390,7 @@ pub fn is_stdin(path: &Path) -> bool {
 }
 
 fn is_seed(source: &Source, format: Format) -> bool {
-    matches!(source, Source::Images(paths) if paths.len() == 1 && !paths[0].is_dir()) && format == Format::Text
+    source.is_one_image() && format == Format::Text
 }
 
 /// Fewer predictions than classes. With the built-in labels that is known before the model loads; a label
@@ -407,7 +414,7 @@ fn resolve_sink(output: Option<PathBuf>, output_dir: Option<PathBuf>, source: &S
     match (output, output_dir) {
         (Some(path), _) => {
             let image = match source {
-                Source::Images(paths) if paths.len() == 1 && !paths[0].is_dir() => true,
+                Source::Images(_) if source.is_one_image() => true,
                 Source::Images(_) => {
                     return Err(Error::Usage("--output takes one image; for several, use --output-dir DIR".into()))
                 }
@@ -469,8 +476,7 @@ fn resolve_window(show: bool, sink: &Sink, source: &Source, format: Format) -> R
         return Ok(Window::Asked);
     }
     // The original's default: one image (or a video) with nowhere to write it goes to a window.
-    let one =
-        matches!(source, Source::Images(p) if p.len() == 1 && !p[0].is_dir()) || !matches!(source, Source::Images(_));
+    let one = source.is_one_image() || !matches!(source, Source::Images(_));
     Ok(if *sink == Sink::None && format == Format::Text && one { Window::Default } else { Window::No })
 }
 

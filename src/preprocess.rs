@@ -1,4 +1,4 @@
-//! Image in, input tensor out, with the seed's arithmetic to the bit (SPEC §2):
+//! Image in, input tensor out, with the original script's arithmetic to the bit:
 //! BGR→RGB, squash to size×size (INTER_LINEAR), `float32 / 255`, then numpy's `image -= MEAN; image /= STD`,
 //! which computes in float64 (the lists are float64 arrays) and stores back to float32; HWC→CHW; batch of 1.
 //! With torchvision's preset the squash is replaced by its eval geometry: shorter side to `resize` with
