@@ -1,7 +1,7 @@
 //! The library's main entry point: a model with its weights, ready to score images.
 use crate::error::{Error, Result, WeightsError};
 use crate::models::{layers::Params, ModelId, Network, Preset};
-use crate::{preprocess, weights};
+use crate::{cam, preprocess, weights};
 use opencv::core::Mat;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -151,10 +151,45 @@ impl Classifier {
     /// The network output for an input batch already prepared ([N, 3, H, W]), on the CPU.
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
         let _no_grad = tch::no_grad_guard();
-        let input = input.f_to_device(self.device)?.f_to_kind(self.kind)?;
-        // The layout the weights are in on the CPU (models::layers::channels_last); the network keeps it.
-        let input = if self.device == Device::Cpu { crate::models::layers::channels_last(&input) } else { input };
+        let input = self.on_device(input)?;
         Ok(self.net.forward(&input).f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?)
+    }
+
+    /// A prepared input on the network's device, in its precision and, on the CPU, in the layout the weights
+    /// are in (models::layers::channels_last), which the network keeps.
+    fn on_device(&self, input: &Tensor) -> Result<Tensor> {
+        let input = input.f_to_device(self.device)?.f_to_kind(self.kind)?;
+        Ok(if self.device == Device::Cpu { crate::models::layers::channels_last(&input) } else { input })
+    }
+
+    /// Whether [`Classifier::explain`] works: every built-in model has a Grad-CAM target layer, a TorchScript
+    /// module has none.
+    pub fn explainable(&self) -> bool {
+        self.net.split().is_some()
+    }
+
+    /// Grad-CAM for one BGR image: the map of `class` (the most likely one if `None`) at the network's input
+    /// resolution, as pytorch-grad-cam's `GradCAM` gives it with the model's documented target layer
+    /// ([`crate::models::ModelSpec::cam_layer`]), and the scores of the same forward pass.
+    pub fn explain(&self, image: &Mat, class: Option<usize>) -> Result<cam::Explanation> {
+        let split = self.net.split().ok_or(Error::NoCamLayer)?;
+        let input = self.on_device(&preprocess::to_tensor(image, &self.preset)?)?;
+        let features = {
+            let _no_grad = tch::no_grad_guard();
+            split.features(&input)
+        };
+        // Only the head runs with gradients: Grad-CAM needs them with respect to the target layer's output alone.
+        let features = features.f_detach()?.f_set_requires_grad(true)?;
+        let logits = split.head(&features);
+        let scores = Scores::from_logits(&logits.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?)?;
+        let class = class.unwrap_or(scores.best);
+        if class as i64 >= self.classes() {
+            return Err(Error::NoSuchClass { class, classes: self.classes() });
+        }
+        logits.f_select(1, class as i64)?.f_sum(Kind::Float)?.f_backward()?;
+        let observed = split.observed(&features.f_detach()?);
+        let map = cam::map(&observed, &features.grad(), self.preset.size)?;
+        Ok(cam::Explanation { class, map, scores })
     }
 
     /// Softmax probabilities of every class for one BGR image.

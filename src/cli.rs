@@ -92,6 +92,16 @@ pub struct Opts {
     #[arg(long)]
     show: bool,
 
+    /// Lay the Grad-CAM heatmap of the top-1 class (where the network looked) over the annotated image, as
+    /// pytorch-grad-cam draws it
+    #[arg(long)]
+    explain: bool,
+
+    /// The heatmap of this class instead of the top-1: its index (0-based) or one of its label's names, e.g.
+    /// tabby or "tiger cat" (implies --explain)
+    #[arg(long, value_name = "CLASS")]
+    explain_class: Option<String>,
+
     /// How many predictions to report per image
     #[arg(short = 'k', long, value_name = "K", default_value_t = 5, value_parser = parse_top_k, allow_negative_numbers = true)]
     top_k: usize,
@@ -318,6 +328,17 @@ pub struct Request {
     pub fetch: Fetch,
     /// Results and errors only.
     pub quiet: bool,
+    /// Grad-CAM heatmaps on the annotated images.
+    pub explain: Option<Explain>,
+}
+
+/// Which class Grad-CAM explains.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Explain {
+    /// The most likely one, image by image.
+    Top1,
+    /// The one named on the command line, found in the labels once they are loaded.
+    Class(String),
 }
 
 impl Opts {
@@ -354,6 +375,11 @@ impl Opts {
             every: self.every,
             fetch: fetch(&self.network, self.quiet)?,
             quiet: self.quiet,
+            explain: match (self.explain, self.explain_class) {
+                (_, Some(class)) => Some(Explain::Class(class)),
+                (true, None) => Some(Explain::Top1),
+                (false, None) => None,
+            },
         })
     }
 }

@@ -63,6 +63,14 @@ pub enum Error {
     )]
     TooThin { width: i64, height: i64, resize: i64, resized: (i64, i64) },
 
+    /// Grad-CAM asked of a network that cannot be cut at a target layer (a TorchScript module).
+    #[error("a TorchScript module has no Grad-CAM target layer: Grad-CAM needs one of the built-in models")]
+    NoCamLayer,
+
+    /// A class index the network does not score.
+    #[error("class {class} does not exist: the network scores classes 0 to {}", classes - 1)]
+    NoSuchClass { class: usize, classes: i64 },
+
     /// A model's official weights are not on this machine, and cannot be downloaded now.
     #[error("no weights for {model}: expected {expected}; {why}")]
     WeightsNotFound { model: &'static str, expected: PathBuf, why: Unavailable },
@@ -377,6 +385,8 @@ impl Error {
             | Error::Precision { .. }
             | Error::Crop { .. }
             | Error::TooThin { .. }
+            | Error::NoCamLayer
+            | Error::NoSuchClass { .. }
             | Error::ChecksumList { .. }
             | Error::NoDisplay(_) => exit::USAGE,
             Error::Output { source, .. } if source.is_bad_path() => exit::USAGE,

@@ -43,6 +43,19 @@ impl Labels {
         &self.names[index]
     }
 
+    /// The classes that `name` names: an index, or one of the comma-separated names of a label (ImageNet's
+    /// `tiger_cat` matches `tiger cat` and `Tiger_Cat`: case and underscores against spaces do not matter).
+    /// A name can fit several classes (ImageNet has two cranes).
+    pub fn find(&self, name: &str) -> Vec<usize> {
+        if let Ok(index) = name.trim().parse::<usize>() {
+            return if index < self.names.len() { vec![index] } else { Vec::new() };
+        }
+        let key = |s: &str| s.trim().replace('_', " ").to_lowercase();
+        let wanted = key(name);
+        let fits = |label: &String| label == name || label.split(',').any(|n| key(n) == wanted);
+        (0..self.names.len()).filter(|&i| fits(&self.names[i])).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }
@@ -74,5 +87,22 @@ impl LabelSource {
             LabelSource::ImageNet => PathBuf::from(crate::config::IN_LABELS_NAME),
             LabelSource::File(path) => path.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_takes_an_index_or_any_name_of_a_label() {
+        let labels = Labels::imagenet();
+        assert_eq!(labels.find("282"), vec![282]);
+        assert_eq!(labels.find("tiger cat"), vec![282]);
+        assert_eq!(labels.find("Tiger_Cat"), vec![282]);
+        assert_eq!(labels.find("Tinca tinca"), vec![0]);
+        assert_eq!(labels.find("crane"), vec![134, 517]);
+        assert!(labels.find("1000").is_empty());
+        assert!(labels.find("unicorn").is_empty());
     }
 }

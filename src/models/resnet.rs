@@ -1,10 +1,13 @@
 //! ResNet (He et al., 2015), as torchvision builds it: basic blocks for ResNet-18/34, bottlenecks for
 //! ResNet-50/101/152, with the stride on the 3×3 convolution ("v1.5").
 use super::layers::{ConvBn, ConvCfg, Linear, P};
-use super::{BuildError, Network};
+use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
 const EPS: f64 = 1e-5;
+
+/// Grad-CAM's target layer: the last residual block.
+pub const CAM_LAYER: &str = "layer4[-1]";
 
 /// The two kinds of residual block.
 #[derive(Debug, Clone, Copy)]
@@ -98,18 +101,29 @@ pub fn build(p: &P, Config(block, layers): &Config) -> Result<Box<dyn Network>, 
     Ok(Box::new(ResNet { stem, blocks, fc }))
 }
 
+impl Split for ResNet {
+    fn features(&self, xs: &Tensor) -> Tensor {
+        let x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        self.blocks.iter().fold(x, |x, block| block.forward(&x))
+    }
+
+    fn head(&self, features: &Tensor) -> Tensor {
+        self.fc.forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+    }
+}
+
 impl Module for ResNet {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        for block in &self.blocks {
-            x = block.forward(&x);
-        }
-        self.fc.forward(&x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+        self.head(&self.features(xs))
     }
 }
 
 impl Network for ResNet {
     fn classes(&self) -> i64 {
         self.fc.outputs()
+    }
+
+    fn split(&self) -> Option<&dyn Split> {
+        Some(self)
     }
 }

@@ -1,7 +1,10 @@
 //! VGG (Simonyan & Zisserman, 2014), as torchvision builds it, with or without batch norm.
 use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear, P};
-use super::{BuildError, Network};
+use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
+
+/// Grad-CAM's target layer: the last max pool of `features`.
+pub const CAM_LAYER: &str = "features[-1]";
 
 /// A 3×3 convolution with this many output channels, or a 2×2 max pool (`M`).
 const M: i64 = 0;
@@ -47,25 +50,35 @@ pub fn build(p: &P, cfg: &[i64], batch_norm: bool) -> Result<Box<dyn Network>, B
     Ok(Box::new(Vgg { features, classifier }))
 }
 
-impl Module for Vgg {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let mut x = xs.shallow_clone();
-        for layer in &self.features {
-            x = match layer {
-                Some(conv) => conv.forward(&x).relu_(),
-                None => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
-            };
-        }
+impl Split for Vgg {
+    fn features(&self, xs: &Tensor) -> Tensor {
+        self.features.iter().fold(xs.shallow_clone(), |x, layer| match layer {
+            Some(conv) => conv.forward(&x).relu_(),
+            None => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+        })
+    }
+
+    fn head(&self, features: &Tensor) -> Tensor {
         // Dropout is the identity at inference.
-        let x = x.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
+        let x = features.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
         let x = self.classifier[0].forward(&x).relu_();
         let x = self.classifier[1].forward(&x).relu_();
         self.classifier[2].forward(&x)
     }
 }
 
+impl Module for Vgg {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.head(&self.features(xs))
+    }
+}
+
 impl Network for Vgg {
     fn classes(&self) -> i64 {
         self.classifier[2].outputs()
+    }
+
+    fn split(&self) -> Option<&dyn Split> {
+        Some(self)
     }
 }

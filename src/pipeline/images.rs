@@ -19,7 +19,8 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     // In the original's case a bad image fails before the model loads, as everything else that can be checked.
     let mut first = if req.seed { Some(read(&inputs[0])?) } else { None };
     let mut report = Reporter::stdout(req.format, &req.model_name, req.seed).quiet(req.quiet);
-    let (classifier, labels) = load(req, &mut report)?;
+    let loaded = load(req, &mut report)?;
+    let labels = &loaded.labels;
     report.info("loading image...");
     report.info("loading ImageNet labels...");
     report.info(&format!("classifying image with '{}'...", req.model_name));
@@ -31,20 +32,32 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     'batches: for batch in inputs.chunks(req.batch_size) {
         let read: Vec<Result<_>> = batch.iter().map(|input| first.take().map_or_else(|| read(input), Ok)).collect();
         let readable: Vec<&Mat> = read.iter().filter_map(|r| r.as_ref().ok().map(|(image, _)| image)).collect();
-        let mut scores = classifier.classify_batch(&readable)?.into_iter();
+        // With --explain each image gets its own forward pass (and a backward one) in `Loaded::score`.
+        let batch_scores = match loaded.explain {
+            None => loaded.classifier.classify_batch(&readable)?,
+            Some(_) => Vec::new(),
+        };
+        let mut scores = batch_scores.into_iter();
         // Reported in input order: each image's result, or why it could not be classified.
         for (input, image) in batch.iter().zip(read) {
             let name = input.path.display().to_string();
             let outcome = image.and_then(|(image, warnings)| {
-                let scores = scores.next().expect("one result per readable image");
+                let (scores, map) = match scores.next() {
+                    Some(scores) => (scores, None),
+                    None => loaded.score(&image)?,
+                };
                 for warning in &warnings {
                     progress.suspend(|| eprintln!("warning: {name}: {warning}"));
                 }
-                report.predictions(&name, &scores.top(req.top_k), &labels, &warnings);
+                report.predictions(&name, &scores.top(req.top_k), labels, &warnings);
                 if !draw {
                     return Ok(None);
                 }
                 let best = scores.best();
+                let image = match &map {
+                    Some(map) => loaded.overlay(&image, map)?,
+                    None => image,
+                };
                 let annotated =
                     annotate::annotated(&image, &annotate::caption(labels.get(best.index), best.probability))?;
                 match &req.sink {

@@ -4,10 +4,12 @@
 mod images;
 mod video;
 
-use crate::cli::{self, Model, Request, Source, Window};
+use crate::cli::{self, Explain, Model, Request, Source, Window};
 use crate::report::Reporter;
-use classify_image::error::Result;
-use classify_image::{sink, weights, Classifier, Labels};
+use classify_image::error::{Error, Result};
+use classify_image::{cam, sink, weights, Classifier, Labels, Scores};
+use opencv::core::Mat;
+use opencv::prelude::*;
 
 /// How a run ended, when it ran at all.
 pub struct Outcome {
@@ -23,8 +25,34 @@ pub fn run(req: Request) -> Result<Outcome> {
     }
 }
 
-/// Loads the network and checks the labels against it: what every source needs.
-fn load(req: &Request, report: &mut Reporter) -> Result<(Classifier, Labels)> {
+/// The network with its labels, ready for a source.
+struct Loaded {
+    classifier: Classifier,
+    labels: Labels,
+    /// With --explain: Grad-CAM's class, `None` for each image's most likely one.
+    explain: Option<Option<usize>>,
+}
+
+impl Loaded {
+    /// The scores of one image and, with --explain, its Grad-CAM map from the same forward pass.
+    fn score(&self, image: &Mat) -> Result<(Scores, Option<Mat>)> {
+        match self.explain {
+            None => Ok((self.classifier.classify(image)?, None)),
+            Some(class) => {
+                let explanation = self.classifier.explain(image, class)?;
+                Ok((explanation.scores, Some(explanation.map)))
+            }
+        }
+    }
+
+    /// `image` with a Grad-CAM map laid over the part of it the network saw.
+    fn overlay(&self, image: &Mat, map: &Mat) -> Result<Mat> {
+        cam::overlay(image, map, cam::input_region(image.cols(), image.rows(), self.classifier.preset()))
+    }
+}
+
+/// Loads the network and checks the labels (and the class to explain) against it: what every source needs.
+fn load(req: &Request, report: &mut Reporter) -> Result<Loaded> {
     // The file to load: found (or downloaded) before anything is printed, so that a missing one fails first.
     let file = match &req.model {
         Model::Zoo { id, weights } => weights::hub::resolve(id.spec(), weights.as_deref(), &req.fetch)?,
@@ -38,7 +66,30 @@ fn load(req: &Request, report: &mut Reporter) -> Result<(Classifier, Labels)> {
     let labels = req.labels.load()?;
     labels.check_count(classifier.classes(), &req.labels.path())?;
     cli::top_k_fits(req.top_k, labels.len())?;
-    Ok((classifier, labels))
+    let explain = match &req.explain {
+        None => None,
+        Some(_) if !classifier.explainable() => return Err(Error::NoCamLayer),
+        Some(Explain::Top1) => Some(None),
+        Some(Explain::Class(name)) => Some(Some(explained_class(name, &labels)?)),
+    };
+    Ok(Loaded { classifier, labels, explain })
+}
+
+/// The one class that `--explain-class` names.
+fn explained_class(name: &str, labels: &Labels) -> Result<usize> {
+    match labels.find(name).as_slice() {
+        [class] => Ok(*class),
+        [] => Err(Error::Usage(format!(
+            "--explain-class {name}: no such class; give an index from 0 to {} or a name from the labels, e.g. {}",
+            labels.len() - 1,
+            labels.get(0).split(',').next().unwrap_or_default()
+        ))),
+        several => Err(Error::Usage(format!(
+            "--explain-class {name} names {} classes ({}); give one index",
+            several.len(),
+            several.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 /// Shows an annotated image or frame if the run has a window. The original's default window checks the

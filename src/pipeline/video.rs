@@ -42,22 +42,28 @@ pub fn run(req: &Request, input: Input) -> Result<Outcome> {
         return Err(no_video(VideoError::NoFrame));
     }
     let mut report = Reporter::stdout(req.format, &req.model_name, false);
-    let (classifier, labels) = load(req, &mut report)?;
+    let loaded = load(req, &mut report)?;
     let fps = Some(capture.get(videoio::CAP_PROP_FPS)?).filter(|f| f.is_finite() && *f > 0.0).unwrap_or(25.0);
 
     let mut writer = None;
     let (mut frames, mut classified) = (0u64, 0u64);
     let mut caption = String::new();
+    // With --explain, the Grad-CAM map of the last classified frame, laid over every frame until the next one.
+    let mut map = None;
     let started = Instant::now();
     loop {
         if frames % req.every as u64 == 0 {
-            let scores = classifier.classify(&frame)?;
-            report.predictions(&format!("{records}#{frames}"), &scores.top(req.top_k), &labels, &[]);
+            let (scores, frame_map) = loaded.score(&frame)?;
+            report.predictions(&format!("{records}#{frames}"), &scores.top(req.top_k), &loaded.labels, &[]);
             let best = scores.best();
-            caption = annotate::caption(labels.get(best.index), best.probability);
+            caption = annotate::caption(loaded.labels.get(best.index), best.probability);
+            map = frame_map;
             classified += 1;
         }
-        let mut annotated = annotate::annotated(&frame, &caption)?;
+        let mut annotated = match &map {
+            Some(map) => annotate::annotated(&loaded.overlay(&frame, map)?, &caption)?,
+            None => annotate::annotated(&frame, &caption)?,
+        };
         let rate = classified as f64 / started.elapsed().as_secs_f64().max(1e-9);
         annotate::red_text(&mut annotated, &format!("{rate:.1} classifications/s"), core::Point::new(10, 60), 0.6, 1)?;
         if let Sink::File(path) = &req.sink {

@@ -395,16 +395,16 @@ pub fn python_cached(args: &[std::ffi::OsString], inputs: &[&Path], outputs: &[&
         }
     }
     let cached = root().join("target/python-cache").join(hex::encode(&key.finalize()[..16]));
-    let copy = |from: &Path, to: &Path| {
+    fn copy(from: &Path, to: &Path) {
         if from.is_dir() {
             std::fs::create_dir_all(to).unwrap();
             for e in std::fs::read_dir(from).unwrap().flatten() {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+                copy(&e.path(), &to.join(e.file_name()));
             }
         } else {
             std::fs::copy(from, to).unwrap();
         }
-    };
+    }
     if let Ok(stdout) = std::fs::read(cached.join("stdout")) {
         for (i, out) in outputs.iter().enumerate() {
             copy(&cached.join(format!("output-{i}")), out);

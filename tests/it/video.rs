@@ -120,6 +120,43 @@ fn every_nth_frame() {
     assert_eq!(frames(&output).len(), FRAMES as usize);
 }
 
+/// With --explain every frame carries the Grad-CAM overlay of the last classified frame: below the caption its
+/// colours are far from the original's.
+#[test]
+fn explained_frames_carry_the_heatmap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.avi"), dir.path().join("out.avi"));
+    make_video(&input);
+    let (_, stderr) = annotate(&[
+        "--video",
+        input.to_str().unwrap(),
+        "-m",
+        "efficientnet_lite0",
+        "--explain",
+        "--every",
+        "10",
+        "-o",
+        output.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(stderr.is_empty(), "{stderr}");
+    let (annotated, originals) = (frames(&output), frames(&input));
+    assert_eq!(annotated.len(), originals.len());
+    let below = core::Rect::new(0, 70, 320, 170);
+    for (i, (a, o)) in annotated.iter().zip(&originals).enumerate() {
+        let (a, o) = (core::Mat::roi(a, below).unwrap(), core::Mat::roi(o, below).unwrap());
+        let mean = core::mean(&absdiff(&a, &o), &core::no_array()).unwrap();
+        let mean = (mean[0] + mean[1] + mean[2]) / 3.0;
+        assert!(mean > 20.0, "frame {i}: mean difference {mean:.1} from the original below the caption");
+    }
+}
+
+fn absdiff(a: &impl core::ToInputArray, b: &impl core::ToInputArray) -> core::Mat {
+    let mut out = core::Mat::default();
+    core::absdiff(a, b, &mut out).unwrap();
+    out
+}
+
 #[test]
 fn a_missing_video_or_a_bad_output_extension_is_a_clear_error() {
     let out = Command::cargo_bin("classify-image")
