@@ -1,5 +1,6 @@
 //! Grad-CAM against pytorch-grad-cam (PyPI grad-cam, scripts/cam_reference.py) on the same weights, images and
-//! target layer: the seed's five models on their calibrated fixtures and EfficientNet-Lite0 on its real weights.
+//! target layer: the seed's five models and MobileNet V2 and V3 on their calibrated fixtures, and
+//! EfficientNet-Lite0 on its real weights: every family of the zoo.
 //! The map at the input resolution is within 1e-3 of `GradCAM`'s, and the overlay is `show_cam_on_image`'s.
 use crate::common;
 
@@ -19,6 +20,10 @@ const NAMED: usize = 282;
 fn jobs() -> Vec<(&'static str, PathBuf, Option<usize>)> {
     let mut jobs: Vec<_> =
         ["vgg16", "vgg19", "inception", "densenet", "resnet"].map(|m| (m, common::fixture(m).zip, None)).to_vec();
+    // The other family of the zoo, MobileNet, in both versions.
+    for model in ["mobilenet_v2", "mobilenet_v3_small"] {
+        jobs.push((model, common::zip_fixture(model).zip, None));
+    }
     jobs.push(("efficientnet_lite0", common::real_lite0_weights(), None));
     jobs.push(("efficientnet_lite0", common::real_lite0_weights(), Some(NAMED)));
     jobs
