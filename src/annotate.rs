@@ -8,7 +8,7 @@ use opencv::{core, imgproc, prelude::*};
 /// assert_eq!(classify_image::annotate::caption("wreck", 0.99994), "Label: wreck, 99.99%");
 /// ```
 pub fn caption(label: &str, probability: f32) -> String {
-    format!("Label: {label}, {:.2}%", probability as f64 * 100.0)
+    format!("Label: {label}, {}", crate::caption::percent(probability))
 }
 
 /// Draws the caption onto `image` exactly as the seed's `cv2.putText` call does.
