@@ -44,9 +44,8 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                 if !draw {
                     return Ok(None);
                 }
-                let best = scores.best();
-                let annotated =
-                    annotate::annotated(&image, &annotate::caption(labels.get(best.index), best.probability))?;
+                let shown = req.caption.shown(&scores, req.top_k, &labels);
+                let annotated = annotate::annotated(&image, req.caption, &shown, None)?;
                 match &req.sink {
                     Sink::None => Ok(()),
                     Sink::File(path) => sink::write_image(path, &annotated),

@@ -47,19 +47,18 @@ pub fn run(req: &Request, input: Input) -> Result<Outcome> {
 
     let mut writer = None;
     let (mut frames, mut classified) = (0u64, 0u64);
-    let mut caption = String::new();
+    let mut shown = Vec::new();
     let started = Instant::now();
     loop {
         if frames % req.every as u64 == 0 {
             let scores = classifier.classify(&frame)?;
             report.predictions(&format!("{records}#{frames}"), &scores.top(req.top_k), &labels, &[]);
-            let best = scores.best();
-            caption = annotate::caption(labels.get(best.index), best.probability);
+            shown = req.caption.shown(&scores, req.top_k, &labels);
             classified += 1;
         }
-        let mut annotated = annotate::annotated(&frame, &caption)?;
         let rate = classified as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        annotate::red_text(&mut annotated, &format!("{rate:.1} classifications/s"), core::Point::new(10, 60), 0.6, 1)?;
+        let annotated =
+            annotate::annotated(&frame, req.caption, &shown, Some(&format!("{rate:.1} classifications/s")))?;
         if let Sink::File(path) = &req.sink {
             let file = match &mut writer {
                 Some(file) => file,
