@@ -3,6 +3,7 @@
 //! window), called once, before the model loads.
 use crate::report::Format;
 use clap::{ArgGroup, Parser, Subcommand};
+use classify_image::annotate::Style;
 use classify_image::models::{self, Preset, PresetKind};
 use classify_image::{error::Error, sink, weights::hub::Fetch, LabelSource, ModelId};
 use std::path::{Path, PathBuf};
@@ -101,6 +102,11 @@ pub struct Opts {
     /// tabby or "tiger cat" (implies --explain)
     #[arg(long, value_name = "CLASS")]
     explain_class: Option<String>,
+
+    /// How the label is drawn: seed (the original's red text), box (on a band sized to the image) or bars (the
+    /// top K on the band)
+    #[arg(long, value_enum, value_name = "STYLE", default_value_t = Style::Seed)]
+    caption: Style,
 
     /// How many predictions to report per image
     #[arg(short = 'k', long, value_name = "K", default_value_t = 5, value_parser = parse_top_k, allow_negative_numbers = true)]
@@ -321,6 +327,8 @@ pub struct Request {
     pub kind: tch::Kind,
     pub sink: Sink,
     pub window: Window,
+    /// How the label is drawn on annotated images and frames.
+    pub caption: Style,
     pub top_k: usize,
     pub format: Format,
     pub batch_size: usize,
@@ -369,6 +377,7 @@ impl Opts {
             kind: if self.half { tch::Kind::Half } else { tch::Kind::Float },
             sink,
             window,
+            caption: self.caption,
             top_k: self.top_k,
             format: self.format,
             batch_size: self.batch_size as usize,
@@ -538,6 +547,15 @@ mod tests {
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}: {err}");
         }
         assert!(parse(&["x.jpg", "--device", "cuda:7"]).unwrap_err().to_string().contains("--device cpu"));
+    }
+
+    #[test]
+    fn the_caption_is_the_seeds_unless_asked() {
+        let caption = |args: &[&str]| parse(args).unwrap().resolve().unwrap().caption;
+        assert_eq!(caption(&["x.jpg"]), Style::Seed);
+        assert_eq!(caption(&["x.jpg", "--caption", "box"]), Style::Box);
+        assert_eq!(caption(&["d", "--caption", "bars", "--output-dir", "o"]), Style::Bars);
+        assert_eq!(parse(&["x.jpg", "--caption", "red"]).unwrap_err().kind(), clap::error::ErrorKind::InvalidValue);
     }
 
     #[test]

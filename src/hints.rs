@@ -43,6 +43,7 @@ fn flag_hint(e: &Error) -> String {
         Error::Output { source, .. } if source.is_bad_path() => " (--output)".into(),
         Error::NoDisplay(_) => "; pass --output FILE to write the annotated image instead".into(),
         Error::TooThin { .. } => " (--preset seed)".into(),
+        Error::NoCamLayer => "; drop --explain, or give the architecture with -m MODEL --weights FILE".into(),
         _ => String::new(),
     }
 }

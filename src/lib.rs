@@ -2,10 +2,11 @@
 //! with OpenCV, as the PyImageSearch tutorial's `classify_image.py` does, with the same numbers.
 //!
 //! The flow runs one way: image ([`preprocess::read_image`]) → input tensor ([`preprocess::to_tensor`]) →
-//! [`Classifier`] (a [`models`] network built from [`weights`]) → [`Scores`] → caption drawn by [`annotate`] →
-//! [`sink`] (a file or a window).
+//! [`Classifier`] (a [`models`] network built from [`weights`]) → [`Scores`] → caption laid out by [`caption`]
+//! and drawn by [`annotate`] → [`sink`] (a file or a window).
 pub mod annotate;
 pub mod cam;
+pub mod caption;
 mod classifier;
 pub mod cleanup;
 pub mod config;

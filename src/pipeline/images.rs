@@ -53,13 +53,12 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                 if !draw {
                     return Ok(None);
                 }
-                let best = scores.best();
                 let image = match &map {
                     Some(map) => loaded.overlay(&image, map)?,
                     None => image,
                 };
-                let annotated =
-                    annotate::annotated(&image, &annotate::caption(labels.get(best.index), best.probability))?;
+                let shown = req.caption.shown(&scores, req.top_k, labels);
+                let annotated = annotate::annotated(&image, req.caption, &shown, None)?;
                 match &req.sink {
                     Sink::None => Ok(()),
                     Sink::File(path) => sink::write_image(path, &annotated),

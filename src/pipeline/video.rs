@@ -47,7 +47,7 @@ pub fn run(req: &Request, input: Input) -> Result<Outcome> {
 
     let mut writer = None;
     let (mut frames, mut classified) = (0u64, 0u64);
-    let mut caption = String::new();
+    let mut shown = Vec::new();
     // With --explain, the Grad-CAM map of the last classified frame, laid over every frame until the next one.
     let mut map = None;
     let started = Instant::now();
@@ -55,17 +55,18 @@ pub fn run(req: &Request, input: Input) -> Result<Outcome> {
         if frames % req.every as u64 == 0 {
             let (scores, frame_map) = loaded.score(&frame)?;
             report.predictions(&format!("{records}#{frames}"), &scores.top(req.top_k), &loaded.labels, &[]);
-            let best = scores.best();
-            caption = annotate::caption(loaded.labels.get(best.index), best.probability);
+            shown = req.caption.shown(&scores, req.top_k, &loaded.labels);
             map = frame_map;
             classified += 1;
         }
-        let mut annotated = match &map {
-            Some(map) => annotate::annotated(&loaded.overlay(&frame, map)?, &caption)?,
-            None => annotate::annotated(&frame, &caption)?,
-        };
+        let overlaid = map.as_ref().map(|map| loaded.overlay(&frame, map)).transpose()?;
         let rate = classified as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        annotate::red_text(&mut annotated, &format!("{rate:.1} classifications/s"), core::Point::new(10, 60), 0.6, 1)?;
+        let annotated = annotate::annotated(
+            overlaid.as_ref().unwrap_or(&frame),
+            req.caption,
+            &shown,
+            Some(&format!("{rate:.1} classifications/s")),
+        )?;
         if let Sink::File(path) = &req.sink {
             let file = match &mut writer {
                 Some(file) => file,

@@ -318,6 +318,6 @@ fn bad_explain_requests_fail_with_one_line() {
         photo.as_os_str(),
     ]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("Grad-CAM target layer"), "{stderr}");
+    assert!(stderr.contains("Grad-CAM target layer") && stderr.contains("drop --explain"), "{stderr}");
     assert!(!out.exists());
 }

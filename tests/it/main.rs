@@ -4,6 +4,7 @@ mod common;
 
 mod bad_input;
 mod batch;
+mod caption;
 mod cli;
 mod devices;
 mod download;

@@ -10,7 +10,7 @@ const FPS: f64 = 10.0;
 const FRAMES: i32 = 30;
 
 /// 3 s at 10 fps: the coffee photo drifting right, written as Motion JPEG.
-fn make_video(path: &Path) {
+pub fn make_video(path: &Path) {
     let photo = imgcodecs::imread(common::image("coffee.png").to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap();
     let size = core::Size::new(320, 240);
     let fourcc = videoio::VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
@@ -27,7 +27,7 @@ fn make_video(path: &Path) {
 }
 
 /// The frames of a video file.
-fn frames(path: &Path) -> Vec<core::Mat> {
+pub fn frames(path: &Path) -> Vec<core::Mat> {
     let mut cap = videoio::VideoCapture::from_file(path.to_str().unwrap(), videoio::CAP_ANY).unwrap();
     assert!(cap.is_opened().unwrap(), "{} opens", path.display());
     let mut all = Vec::new();
