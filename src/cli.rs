@@ -2,6 +2,7 @@
 //! runs on (`Request`). Resolving is one small function per concern (source, sink, model, input preparation,
 //! window), called once, before the model loads.
 use crate::report::Format;
+use crate::shard::{self, Shard};
 use clap::{ArgGroup, Parser, Subcommand};
 use classify_image::models::{self, Preset, PresetKind};
 use classify_image::{error::Error, sink, weights::hub::Fetch, LabelSource, ModelId};
@@ -103,6 +104,17 @@ pub struct Opts {
     /// Images per forward pass when classifying several
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     batch_size: u32,
+
+    /// Classify only shard K of N of the images (K from 1 to N), to split one run over N machines; auto takes K
+    /// from a Kubernetes Indexed Job or a Slurm job array
+    ///
+    /// Each image's shard is picked by a hash of its name — its path relative to the folder given, or the path as
+    /// given for a file named directly — so the shards are disjoint, together they hold every image, and adding
+    /// images does not move the others. auto reads a Kubernetes Indexed Job's JOB_COMPLETION_INDEX (give auto/N,
+    /// N the Job's completions: Kubernetes does not say it) or a Slurm job array's SLURM_ARRAY_TASK_ID (from
+    /// SLURM_ARRAY_TASK_MIN, N from SLURM_ARRAY_TASK_COUNT).
+    #[arg(long, value_name = "K/N|auto[/N]")]
+    shard: Option<String>,
 
     /// Class names, one per line [default: the built-in ImageNet labels]
     #[arg(long, value_name = "FILE")]
@@ -314,6 +326,8 @@ pub struct Request {
     pub top_k: usize,
     pub format: Format,
     pub batch_size: usize,
+    /// With --shard: the images of this shard only.
+    pub shard: Option<Shard>,
     pub every: u32,
     pub fetch: Fetch,
     /// Results and errors only.
@@ -324,7 +338,9 @@ impl Opts {
     /// Checks everything that can be checked before the model loads, inputs first.
     pub fn resolve(self) -> Result<Request, Error> {
         let source = resolve_source(self.paths, self.image, self.video, self.camera)?;
-        let seed = is_seed(&source, self.format);
+        let shard = resolve_shard(self.shard.as_deref(), &source, self.output.is_some())?;
+        let split = shard.is_some();
+        let seed = is_seed(&source, self.format, split);
         if self.half && !self.device.is_cuda() {
             return Err(Error::Usage(format!(
                 "--half needs a CUDA device, and this run is on {}; drop --half or use --device cuda",
@@ -336,7 +352,7 @@ impl Opts {
         let sink = resolve_sink(self.output, self.output_dir, &source)?;
         let (model, model_name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
         let preset = resolve_preset(base, self.size, self.mean, self.std);
-        let window = resolve_window(self.show, &sink, &source, self.format)?;
+        let window = resolve_window(self.show, &sink, &source, self.format, split)?;
         Ok(Request {
             source,
             seed,
@@ -351,6 +367,7 @@ impl Opts {
             top_k: self.top_k,
             format: self.format,
             batch_size: self.batch_size as usize,
+            shard,
             every: self.every,
             fetch: fetch(&self.network, self.quiet)?,
             quiet: self.quiet,
@@ -389,8 +406,32 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-fn is_seed(source: &Source, format: Format) -> bool {
-    source.is_one_image() && format == Format::Text
+/// A run split into shards is a list of images, never the original's case, even with one.
+fn is_seed(source: &Source, format: Format, split: bool) -> bool {
+    source.is_one_image() && format == Format::Text && !split
+}
+
+/// `--shard`, its index from the environment with `auto`: for images and folders, which have names to place in
+/// a shard, and for runs that write no single `--output`.
+fn resolve_shard(shard: Option<&str>, source: &Source, output: bool) -> Result<Option<Shard>, Error> {
+    let Some(arg) = shard else { return Ok(None) };
+    match source {
+        Source::Video(_) | Source::Camera(_) => {
+            return Err(Error::Usage(
+                "--shard: images and folders only; a video's or a camera's frames are one stream, classified from \
+                 its start"
+                    .into(),
+            ))
+        }
+        Source::Images(paths) if paths.iter().any(|p| is_stdin(p)) => {
+            return Err(Error::Usage("--shard: - (stdin) has no name to place; give files or folders".into()))
+        }
+        Source::Images(_) if output => {
+            return Err(Error::Usage("--output writes one image; with --shard use --output-dir DIR".into()))
+        }
+        Source::Images(_) => {}
+    }
+    shard::resolve(arg, &shard::Env::from_process()).map(Some).map_err(Error::Usage)
 }
 
 /// Fewer predictions than classes. With the built-in labels that is known before the model loads; a label
@@ -470,13 +511,13 @@ fn resolve_preset(base: Preset, size: Option<i64>, mean: Option<[f64; 3]>, std: 
     }
 }
 
-fn resolve_window(show: bool, sink: &Sink, source: &Source, format: Format) -> Result<Window, Error> {
+fn resolve_window(show: bool, sink: &Sink, source: &Source, format: Format, split: bool) -> Result<Window, Error> {
     if show {
         sink::check_display()?;
         return Ok(Window::Asked);
     }
     // The original's default: one image (or a video) with nowhere to write it goes to a window.
-    let one = source.is_one_image() || !matches!(source, Source::Images(_));
+    let one = (source.is_one_image() && !split) || !matches!(source, Source::Images(_));
     Ok(if *sink == Sink::None && format == Format::Text && one { Window::Default } else { Window::No })
 }
 
@@ -571,6 +612,22 @@ mod tests {
         assert!(parse(&["devices", "-q"]).is_err());
         assert!(parse(&["weights", "download", "--offline", "-q", "resnet18"]).is_ok());
         assert!(parse(&["completions", "bash"]).is_ok());
+    }
+
+    #[test]
+    fn shards_take_images_as_a_list_even_one() {
+        let req = parse(&["x.jpg", "--shard", "2/3"]).unwrap().resolve().unwrap();
+        assert_eq!(req.shard.map(|s| s.to_string()).as_deref(), Some("2/3"));
+        assert!(!req.seed && req.window == Window::No, "not the original's case");
+        for (args, needle) in [
+            (&["--camera", "0", "--shard", "1/2"][..], "--shard: images and folders only"),
+            (&["-", "--shard", "1/2"], "(stdin) has no name"),
+            (&["x.jpg", "-o", "y.png", "--shard", "1/2"], "with --shard use --output-dir"),
+            (&["x.jpg", "--shard", "3/2"], "--shard 3/2: there are only 2 shards"),
+        ] {
+            let err = parse(args).unwrap().resolve().unwrap_err();
+            assert!(matches!(err, Error::Usage(_)) && err.to_string().contains(needle), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod hints;
 mod manage;
 mod pipeline;
 mod report;
+mod shard;
 
 use clap::{CommandFactory, Parser};
 use classify_image::error::{exit, Error};

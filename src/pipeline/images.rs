@@ -4,6 +4,7 @@
 use super::{close_windows, load, show, summary, Outcome};
 use crate::cli::{is_stdin, Request, Sink, Window};
 use crate::report::Reporter;
+use crate::shard;
 use classify_image::error::{Error, ImageError, OutputError, Result};
 use classify_image::{annotate, inputs, preprocess, sink};
 use opencv::core::Mat;
@@ -11,14 +12,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
-    // Before the model loads: a folder without images is a usage error, not an empty run.
-    let inputs = inputs::expand(paths)?;
-    if let Sink::Dir(dir) = &req.sink {
-        check_distinct_outputs(dir, &inputs)?;
-    }
+    let (inputs, scope) = plan(req, paths)?;
     // In the original's case a bad image fails before the model loads, as everything else that can be checked.
     let mut first = if req.seed { Some(read(&inputs[0])?) } else { None };
     let mut report = Reporter::stdout(req.format, &req.model_name, req.seed).quiet(req.quiet);
+    if inputs.is_empty() {
+        report.finish()?;
+        summary(req, &format!("nothing to do: {}", scope.describe(req)));
+        return Ok(Outcome { failed: 0 });
+    }
     let (classifier, labels) = load(req, &mut report)?;
     report.info("loading image...");
     report.info("loading ImageNet labels...");
@@ -77,13 +79,48 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     let printed = report.finish();
     close_windows(req)?;
     if !req.seed {
-        summary(
-            req,
-            &format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name),
-        );
+        let mut line =
+            format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name);
+        if req.shard.is_some() {
+            line += &format!(" ({})", scope.describe(req));
+        }
+        summary(req, &line);
     }
     printed?;
     Ok(Outcome { failed })
+}
+
+/// The images this run classifies, found before the model loads: the paths expanded (a folder without images is
+/// a usage error, not an empty run), and of those this shard's; with their counts.
+fn plan(req: &Request, paths: &[PathBuf]) -> Result<(Vec<inputs::Input>, Scope)> {
+    let (all, shard) = match req.shard {
+        Some(shard) => shard::select(paths, shard).map(|(all, held)| (all, Some(held)))?,
+        None => (inputs::expand(paths)?, None),
+    };
+    // Over all the inputs, so that shards writing into one folder cannot clash either.
+    if let Sink::Dir(dir) = &req.sink {
+        check_distinct_outputs(dir, &all)?;
+    }
+    let total = all.len();
+    let held = shard.unwrap_or(all);
+    let scope = Scope { total, held: held.len() };
+    Ok((held, scope))
+}
+
+/// How many images a sharded run sees: all of them, and this shard's.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    total: usize,
+    held: usize,
+}
+
+impl Scope {
+    /// `shard 2/3 holds 8 of the 24 image(s)`
+    fn describe(&self, req: &Request) -> String {
+        req.shard.map_or_else(String::new, |shard| {
+            format!("shard {shard} holds {} of the {} image(s)", self.held, self.total)
+        })
+    }
 }
 
 /// An image (from a file, or `-` for stdin) and what its decoder warned about.
