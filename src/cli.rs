@@ -116,6 +116,16 @@ pub struct Opts {
     #[arg(long, value_name = "K/N|auto[/N]")]
     shard: Option<String>,
 
+    /// Append each image's record to FILE as soon as it is done, and skip the images FILE already records: a
+    /// stopped run goes on where it stopped
+    ///
+    /// The record is the line --format jsonl prints; images are matched by their path as given. A failed image's
+    /// record counts as done: delete its line to try it again. A last line cut off by a kill is removed and its
+    /// image classified again. Missing folders are created. Images and folders only, one file per shard; stdout
+    /// still gets this run's report.
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
+
     /// Class names, one per line [default: the built-in ImageNet labels]
     #[arg(long, value_name = "FILE")]
     labels: Option<PathBuf>,
@@ -328,6 +338,8 @@ pub struct Request {
     pub batch_size: usize,
     /// With --shard: the images of this shard only.
     pub shard: Option<Shard>,
+    /// With --resume: the file of records that this run skips and appends to.
+    pub resume: Option<PathBuf>,
     pub every: u32,
     pub fetch: Fetch,
     /// Results and errors only.
@@ -338,8 +350,8 @@ impl Opts {
     /// Checks everything that can be checked before the model loads, inputs first.
     pub fn resolve(self) -> Result<Request, Error> {
         let source = resolve_source(self.paths, self.image, self.video, self.camera)?;
-        let shard = resolve_shard(self.shard.as_deref(), &source, self.output.is_some())?;
-        let split = shard.is_some();
+        let (shard, resume) = resolve_split(self.shard.as_deref(), self.resume, &source, self.output.is_some())?;
+        let split = shard.is_some() || resume.is_some();
         let seed = is_seed(&source, self.format, split);
         if self.half && !self.device.is_cuda() {
             return Err(Error::Usage(format!(
@@ -368,6 +380,7 @@ impl Opts {
             format: self.format,
             batch_size: self.batch_size as usize,
             shard,
+            resume,
             every: self.every,
             fetch: fetch(&self.network, self.quiet)?,
             quiet: self.quiet,
@@ -406,32 +419,44 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// A run split into shards is a list of images, never the original's case, even with one.
+/// A run split into shards or resumed from a file is a list of images, never the original's case, even with one.
 fn is_seed(source: &Source, format: Format, split: bool) -> bool {
     source.is_one_image() && format == Format::Text && !split
 }
 
-/// `--shard`, its index from the environment with `auto`: for images and folders, which have names to place in
-/// a shard, and for runs that write no single `--output`.
-fn resolve_shard(shard: Option<&str>, source: &Source, output: bool) -> Result<Option<Shard>, Error> {
-    let Some(arg) = shard else { return Ok(None) };
+/// `--shard` (its index from the environment with `auto`) and `--resume`: for images and folders, which have
+/// names to place in a shard and to record, and for runs that write no single `--output`.
+fn resolve_split(
+    shard: Option<&str>,
+    resume: Option<PathBuf>,
+    source: &Source,
+    output: bool,
+) -> Result<(Option<Shard>, Option<PathBuf>), Error> {
+    let flag = match (shard, &resume) {
+        (None, None) => return Ok((None, None)),
+        (Some(_), None) => "--shard",
+        (None, Some(_)) => "--resume",
+        (Some(_), Some(_)) => "--shard and --resume",
+    };
     match source {
         Source::Video(_) | Source::Camera(_) => {
-            return Err(Error::Usage(
-                "--shard: images and folders only; a video's or a camera's frames are one stream, classified from \
+            return Err(Error::Usage(format!(
+                "{flag}: images and folders only; a video's or a camera's frames are one stream, classified from \
                  its start"
-                    .into(),
-            ))
+            )))
         }
         Source::Images(paths) if paths.iter().any(|p| is_stdin(p)) => {
-            return Err(Error::Usage("--shard: - (stdin) has no name to place; give files or folders".into()))
+            return Err(Error::Usage(format!(
+                "{flag}: - (stdin) has no name to place or record; give files or folders"
+            )))
         }
         Source::Images(_) if output => {
-            return Err(Error::Usage("--output writes one image; with --shard use --output-dir DIR".into()))
+            return Err(Error::Usage(format!("--output writes one image; with {flag} use --output-dir DIR")))
         }
         Source::Images(_) => {}
     }
-    shard::resolve(arg, &shard::Env::from_process()).map(Some).map_err(Error::Usage)
+    let shard = shard.map(|arg| shard::resolve(arg, &shard::Env::from_process()).map_err(Error::Usage)).transpose()?;
+    Ok((shard, resume))
 }
 
 /// Fewer predictions than classes. With the built-in labels that is known before the model loads; a label
@@ -615,14 +640,20 @@ mod tests {
     }
 
     #[test]
-    fn shards_take_images_as_a_list_even_one() {
+    fn shards_and_resume_take_images_as_a_list_even_one() {
         let req = parse(&["x.jpg", "--shard", "2/3"]).unwrap().resolve().unwrap();
         assert_eq!(req.shard.map(|s| s.to_string()).as_deref(), Some("2/3"));
         assert!(!req.seed && req.window == Window::No, "not the original's case");
+        let req = parse(&["x.jpg", "--resume", "r.jsonl"]).unwrap().resolve().unwrap();
+        assert_eq!((req.seed, req.window, req.resume), (false, Window::No, Some("r.jsonl".into())));
         for (args, needle) in [
-            (&["--camera", "0", "--shard", "1/2"][..], "--shard: images and folders only"),
-            (&["-", "--shard", "1/2"], "(stdin) has no name"),
-            (&["x.jpg", "-o", "y.png", "--shard", "1/2"], "with --shard use --output-dir"),
+            (&["--video", "v.mp4", "--resume", "r"][..], "--resume: images and folders only"),
+            (&["--camera", "0", "--shard", "1/2"], "--shard: images and folders only"),
+            (&["-", "--resume", "r"], "(stdin) has no name"),
+            (
+                &["x.jpg", "-o", "y.png", "--shard", "1/2", "--resume", "r"],
+                "with --shard and --resume use --output-dir",
+            ),
             (&["x.jpg", "--shard", "3/2"], "--shard 3/2: there are only 2 shards"),
         ] {
             let err = parse(args).unwrap().resolve().unwrap_err();

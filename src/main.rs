@@ -5,6 +5,7 @@ mod hints;
 mod manage;
 mod pipeline;
 mod report;
+mod resume;
 mod shard;
 
 use clap::{CommandFactory, Parser};

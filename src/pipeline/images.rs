@@ -3,8 +3,8 @@
 //! in its place and the rest go on.
 use super::{close_windows, load, show, summary, Outcome};
 use crate::cli::{is_stdin, Request, Sink, Window};
-use crate::report::Reporter;
-use crate::shard;
+use crate::report::{self, Reporter};
+use crate::{resume, shard};
 use classify_image::error::{Error, ImageError, OutputError, Result};
 use classify_image::{annotate, inputs, preprocess, sink};
 use opencv::core::Mat;
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
-    let (inputs, scope) = plan(req, paths)?;
+    let (inputs, scope, ledger) = plan(req, paths)?;
     // In the original's case a bad image fails before the model loads, as everything else that can be checked.
     let mut first = if req.seed { Some(read(&inputs[0])?) } else { None };
     let mut report = Reporter::stdout(req.format, &req.model_name, req.seed).quiet(req.quiet);
@@ -22,6 +22,8 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
         return Ok(Outcome { failed: 0 });
     }
     let (classifier, labels) = load(req, &mut report)?;
+    // Opened only now that the model is loaded: a run that cannot start writes nothing.
+    let mut journal = ledger.map(resume::Ledger::into_journal).transpose()?;
     report.info("loading image...");
     report.info("loading ImageNet labels...");
     report.info(&format!("classifying image with '{}'...", req.model_name));
@@ -42,9 +44,13 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                 for warning in &warnings {
                     progress.suspend(|| eprintln!("warning: {name}: {warning}"));
                 }
-                report.predictions(&name, &scores.top(req.top_k), &labels, &warnings);
+                let top = scores.top(req.top_k);
+                report.predictions(&name, &top, &labels, &warnings);
+                let record = journal
+                    .is_some()
+                    .then(|| report::predictions_json(&name, &req.model_name, &top, &labels, &warnings));
                 if !draw {
-                    return Ok(None);
+                    return Ok((None, record));
                 }
                 let best = scores.best();
                 let annotated =
@@ -54,12 +60,16 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                     Sink::File(path) => sink::write_image(path, &annotated),
                     Sink::Dir(dir) => write_into(dir, &input.relative, &input.path, &annotated),
                 }?;
-                Ok(Some(annotated))
+                Ok((Some(annotated), record))
             });
             progress.inc(1);
             match outcome {
-                Ok(annotated) => {
+                Ok((annotated, record)) => {
                     done += 1;
+                    // Recorded once its annotated copy, if any, is written.
+                    if let (Some(journal), Some(record)) = (&mut journal, record) {
+                        journal.append(&record)?;
+                    }
                     if let Some(annotated) = annotated {
                         if progress.suspend(|| show(req, &annotated, 0))? == sink::Key::Quit {
                             break 'batches;
@@ -71,6 +81,9 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                     failed += 1;
                     progress.suspend(|| eprintln!("error: {e}"));
                     report.failure(&name, &e.to_string());
+                    if let Some(journal) = &mut journal {
+                        journal.append(&report::failure_json(&name, &req.model_name, &e.to_string()))?;
+                    }
                 }
             }
         }
@@ -81,7 +94,7 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     if !req.seed {
         let mut line =
             format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name);
-        if req.shard.is_some() {
+        if req.shard.is_some() || req.resume.is_some() {
             line += &format!(" ({})", scope.describe(req));
         }
         summary(req, &line);
@@ -91,8 +104,9 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
 }
 
 /// The images this run classifies, found before the model loads: the paths expanded (a folder without images is
-/// a usage error, not an empty run), and of those this shard's; with their counts.
-fn plan(req: &Request, paths: &[PathBuf]) -> Result<(Vec<inputs::Input>, Scope)> {
+/// a usage error, not an empty run), this shard's, and of those the ones the resume file does not record yet;
+/// with their counts, and the resume file read.
+fn plan(req: &Request, paths: &[PathBuf]) -> Result<(Vec<inputs::Input>, Scope, Option<resume::Ledger>)> {
     let (all, shard) = match req.shard {
         Some(shard) => shard::select(paths, shard).map(|(all, held)| (all, Some(held)))?,
         None => (inputs::expand(paths)?, None),
@@ -103,23 +117,41 @@ fn plan(req: &Request, paths: &[PathBuf]) -> Result<(Vec<inputs::Input>, Scope)>
     }
     let total = all.len();
     let held = shard.unwrap_or(all);
-    let scope = Scope { total, held: held.len() };
-    Ok((held, scope))
+    let scope = Scope { total, held: held.len(), recorded: 0 };
+    let Some(path) = &req.resume else { return Ok((held, scope, None)) };
+    let ledger = resume::Ledger::read(path, &req.model_name)?;
+    let pending = ledger.pending(held);
+    if ledger.records() > 0 && scope.held > 0 && pending.len() == scope.held {
+        eprintln!(
+            "warning: --resume {}: none of its {} record(s) names an image of this run (paths are matched as \
+             given: data/x.png and ./data/x.png differ)",
+            path.display(),
+            ledger.records()
+        );
+    }
+    let recorded = scope.held - pending.len();
+    Ok((pending, Scope { recorded, ..scope }, Some(ledger)))
 }
 
-/// How many images a sharded run sees: all of them, and this shard's.
+/// How many images a split run sees: all of them, this shard's, and those of this shard already recorded.
 #[derive(Debug, Clone, Copy)]
 struct Scope {
     total: usize,
     held: usize,
+    recorded: usize,
 }
 
 impl Scope {
-    /// `shard 2/3 holds 8 of the 24 image(s)`
+    /// `shard 2/3 holds 8 of the 24 image(s); 5 already recorded in out.jsonl`
     fn describe(&self, req: &Request) -> String {
-        req.shard.map_or_else(String::new, |shard| {
-            format!("shard {shard} holds {} of the {} image(s)", self.held, self.total)
-        })
+        let mut parts = Vec::new();
+        if let Some(shard) = req.shard {
+            parts.push(format!("shard {shard} holds {} of the {} image(s)", self.held, self.total));
+        }
+        if let Some(path) = &req.resume {
+            parts.push(format!("{} of {} already recorded in {}", self.recorded, self.held, path.display()));
+        }
+        parts.join("; ")
     }
 }
 
