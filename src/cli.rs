@@ -2,6 +2,7 @@
 //! runs on (`Request`). Resolving is one small function per concern (source, sink, model, input preparation,
 //! window), called once, before the model loads.
 use crate::report::Format;
+use crate::shard::{self, Shard};
 use clap::{ArgGroup, Parser, Subcommand};
 use classify_image::annotate::Style;
 use classify_image::models::{self, Preset, PresetKind};
@@ -119,6 +120,27 @@ pub struct Opts {
     /// Images per forward pass when classifying several
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     batch_size: u32,
+
+    /// Classify only shard K of N of the images (K from 1 to N), to split one run over N machines; auto takes K
+    /// from a Kubernetes Indexed Job or a Slurm job array
+    ///
+    /// Each image's shard is picked by a hash of its name — its path relative to the folder given, or the path as
+    /// given for a file named directly — so the shards are disjoint, together they hold every image, and adding
+    /// images does not move the others. auto reads a Kubernetes Indexed Job's JOB_COMPLETION_INDEX (give auto/N,
+    /// N the Job's completions: Kubernetes does not say it) or a Slurm job array's SLURM_ARRAY_TASK_ID (from
+    /// SLURM_ARRAY_TASK_MIN, N from SLURM_ARRAY_TASK_COUNT).
+    #[arg(long, value_name = "K/N|auto[/N]")]
+    shard: Option<String>,
+
+    /// Append each image's record to FILE as soon as it is done, and skip the images FILE already records: a
+    /// stopped run goes on where it stopped
+    ///
+    /// The record is the line --format jsonl prints; images are matched by their path as given. A failed image's
+    /// record counts as done: delete its line to try it again. A last line cut off by a kill is removed and its
+    /// image classified again. Missing folders are created. Images and folders only, one file per shard; stdout
+    /// still gets this run's report.
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
 
     /// Class names, one per line [default: the built-in ImageNet labels]
     #[arg(long, value_name = "FILE")]
@@ -332,6 +354,10 @@ pub struct Request {
     pub top_k: usize,
     pub format: Format,
     pub batch_size: usize,
+    /// With --shard: the images of this shard only.
+    pub shard: Option<Shard>,
+    /// With --resume: the file of records that this run skips and appends to.
+    pub resume: Option<PathBuf>,
     pub every: u32,
     pub fetch: Fetch,
     /// Results and errors only.
@@ -353,7 +379,9 @@ impl Opts {
     /// Checks everything that can be checked before the model loads, inputs first.
     pub fn resolve(self) -> Result<Request, Error> {
         let source = resolve_source(self.paths, self.image, self.video, self.camera)?;
-        let seed = is_seed(&source, self.format);
+        let (shard, resume) = resolve_split(self.shard.as_deref(), self.resume, &source, self.output.is_some())?;
+        let split = shard.is_some() || resume.is_some();
+        let seed = is_seed(&source, self.format, split);
         if self.half && !self.device.is_cuda() {
             return Err(Error::Usage(format!(
                 "--half needs a CUDA device, and this run is on {}; drop --half or use --device cuda",
@@ -365,7 +393,7 @@ impl Opts {
         let sink = resolve_sink(self.output, self.output_dir, &source)?;
         let (model, model_name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
         let preset = resolve_preset(base, self.size, self.mean, self.std);
-        let window = resolve_window(self.show, &sink, &source, self.format)?;
+        let window = resolve_window(self.show, &sink, &source, self.format, split)?;
         Ok(Request {
             source,
             seed,
@@ -381,6 +409,8 @@ impl Opts {
             top_k: self.top_k,
             format: self.format,
             batch_size: self.batch_size as usize,
+            shard,
+            resume,
             every: self.every,
             fetch: fetch(&self.network, self.quiet)?,
             quiet: self.quiet,
@@ -424,8 +454,44 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-fn is_seed(source: &Source, format: Format) -> bool {
-    source.is_one_image() && format == Format::Text
+/// A run split into shards or resumed from a file is a list of images, never the original's case, even with one.
+fn is_seed(source: &Source, format: Format, split: bool) -> bool {
+    source.is_one_image() && format == Format::Text && !split
+}
+
+/// `--shard` (its index from the environment with `auto`) and `--resume`: for images and folders, which have
+/// names to place in a shard and to record, and for runs that write no single `--output`.
+fn resolve_split(
+    shard: Option<&str>,
+    resume: Option<PathBuf>,
+    source: &Source,
+    output: bool,
+) -> Result<(Option<Shard>, Option<PathBuf>), Error> {
+    let flag = match (shard, &resume) {
+        (None, None) => return Ok((None, None)),
+        (Some(_), None) => "--shard",
+        (None, Some(_)) => "--resume",
+        (Some(_), Some(_)) => "--shard and --resume",
+    };
+    match source {
+        Source::Video(_) | Source::Camera(_) => {
+            return Err(Error::Usage(format!(
+                "{flag}: images and folders only; a video's or a camera's frames are one stream, classified from \
+                 its start"
+            )))
+        }
+        Source::Images(paths) if paths.iter().any(|p| is_stdin(p)) => {
+            return Err(Error::Usage(format!(
+                "{flag}: - (stdin) has no name to place or record; give files or folders"
+            )))
+        }
+        Source::Images(_) if output => {
+            return Err(Error::Usage(format!("--output writes one image; with {flag} use --output-dir DIR")))
+        }
+        Source::Images(_) => {}
+    }
+    let shard = shard.map(|arg| shard::resolve(arg, &shard::Env::from_process()).map_err(Error::Usage)).transpose()?;
+    Ok((shard, resume))
 }
 
 /// Fewer predictions than classes. With the built-in labels that is known before the model loads; a label
@@ -505,13 +571,13 @@ fn resolve_preset(base: Preset, size: Option<i64>, mean: Option<[f64; 3]>, std: 
     }
 }
 
-fn resolve_window(show: bool, sink: &Sink, source: &Source, format: Format) -> Result<Window, Error> {
+fn resolve_window(show: bool, sink: &Sink, source: &Source, format: Format, split: bool) -> Result<Window, Error> {
     if show {
         sink::check_display()?;
         return Ok(Window::Asked);
     }
     // The original's default: one image (or a video) with nowhere to write it goes to a window.
-    let one = source.is_one_image() || !matches!(source, Source::Images(_));
+    let one = (source.is_one_image() && !split) || !matches!(source, Source::Images(_));
     Ok(if *sink == Sink::None && format == Format::Text && one { Window::Default } else { Window::No })
 }
 
@@ -615,6 +681,28 @@ mod tests {
         assert!(parse(&["devices", "-q"]).is_err());
         assert!(parse(&["weights", "download", "--offline", "-q", "resnet18"]).is_ok());
         assert!(parse(&["completions", "bash"]).is_ok());
+    }
+
+    #[test]
+    fn shards_and_resume_take_images_as_a_list_even_one() {
+        let req = parse(&["x.jpg", "--shard", "2/3"]).unwrap().resolve().unwrap();
+        assert_eq!(req.shard.map(|s| s.to_string()).as_deref(), Some("2/3"));
+        assert!(!req.seed && req.window == Window::No, "not the original's case");
+        let req = parse(&["x.jpg", "--resume", "r.jsonl"]).unwrap().resolve().unwrap();
+        assert_eq!((req.seed, req.window, req.resume), (false, Window::No, Some("r.jsonl".into())));
+        for (args, needle) in [
+            (&["--video", "v.mp4", "--resume", "r"][..], "--resume: images and folders only"),
+            (&["--camera", "0", "--shard", "1/2"], "--shard: images and folders only"),
+            (&["-", "--resume", "r"], "(stdin) has no name"),
+            (
+                &["x.jpg", "-o", "y.png", "--shard", "1/2", "--resume", "r"],
+                "with --shard and --resume use --output-dir",
+            ),
+            (&["x.jpg", "--shard", "3/2"], "--shard 3/2: there are only 2 shards"),
+        ] {
+            let err = parse(args).unwrap().resolve().unwrap_err();
+            assert!(matches!(err, Error::Usage(_)) && err.to_string().contains(needle), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ mod hints;
 mod manage;
 mod pipeline;
 mod report;
+mod resume;
+mod shard;
 
 use clap::{CommandFactory, Parser};
 use classify_image::error::{exit, Error};

@@ -48,6 +48,26 @@ struct Record<'a> {
     warnings: &'a [String],
 }
 
+fn ranked<'a>(top: &[Prediction], labels: &'a Labels) -> Vec<Ranked<'a>> {
+    top.iter()
+        .enumerate()
+        .map(|(rank, p)| Ranked { rank, index: p.index, label: labels.get(p.index), probability: p.probability })
+        .collect()
+}
+
+/// One image's record as one line of JSON, without the newline: what `jsonl` prints for it, and what a resume
+/// file holds.
+pub fn predictions_json(image: &str, model: &str, top: &[Prediction], labels: &Labels, warnings: &[String]) -> String {
+    let record = Record { image, model, predictions: Some(ranked(top, labels)), error: None, warnings };
+    serde_json::to_string(&record).expect("records serialise")
+}
+
+/// The record of an image that could not be classified, as [`predictions_json`] writes one.
+pub fn failure_json(image: &str, model: &str, message: &str) -> String {
+    let record = Record { image, model, predictions: None, error: Some(message), warnings: &[] };
+    serde_json::to_string(&record).expect("records serialise")
+}
+
 /// Whether stdout still takes our output.
 #[derive(Debug)]
 enum State {
@@ -150,11 +170,7 @@ impl<W: Write> Reporter<W> {
 
     /// One image's top predictions, with what the decoder warned about it.
     pub fn predictions(&mut self, image: &str, top: &[Prediction], labels: &Labels, warnings: &[String]) {
-        let ranked: Vec<Ranked> = top
-            .iter()
-            .enumerate()
-            .map(|(rank, p)| Ranked { rank, index: p.index, label: labels.get(p.index), probability: p.probability })
-            .collect();
+        let ranked = ranked(top, labels);
         match self.format {
             Format::Text => {
                 if !self.seed {
@@ -174,8 +190,8 @@ impl<W: Write> Reporter<W> {
                 }
             }
             Format::Json | Format::Jsonl => {
-                let model = self.model.clone();
-                self.json(&Record { image, model: &model, predictions: Some(ranked), error: None, warnings });
+                let text = predictions_json(image, &self.model, top, labels, warnings);
+                self.json(&text);
             }
         }
         self.flush();
@@ -190,15 +206,15 @@ impl<W: Write> Reporter<W> {
                 self.row(&[image, &model, "", "", "", "", message, ""]);
             }
             Format::Json | Format::Jsonl => {
-                let model = self.model.clone();
-                self.json(&Record { image, model: &model, predictions: None, error: Some(message), warnings: &[] });
+                let text = failure_json(image, &self.model, message);
+                self.json(&text);
             }
         }
         self.flush();
     }
 
-    fn json(&mut self, record: &Record) {
-        let text = serde_json::to_string(record).expect("records serialise");
+    /// A record, `text` as [`predictions_json`] or [`failure_json`] made it.
+    fn json(&mut self, text: &str) {
         match self.format {
             Format::Json => {
                 let mut open = OPEN_JSON.lock().unwrap_or_else(|e| e.into_inner());
@@ -210,7 +226,7 @@ impl<W: Write> Reporter<W> {
                 *open = self.is_open().then_some(self.written);
             }
             _ => {
-                self.line(&text);
+                self.line(text);
                 self.written += 1;
             }
         }

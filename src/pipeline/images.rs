@@ -3,7 +3,8 @@
 //! in its place and the rest go on.
 use super::{close_windows, load, show, summary, Outcome};
 use crate::cli::{is_stdin, Request, Sink, Window};
-use crate::report::Reporter;
+use crate::report::{self, Reporter};
+use crate::{resume, shard};
 use classify_image::error::{Error, ImageError, OutputError, Result};
 use classify_image::{annotate, inputs, preprocess, sink};
 use opencv::core::Mat;
@@ -11,16 +12,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
-    // Before the model loads: a folder without images is a usage error, not an empty run.
-    let inputs = inputs::expand(paths)?;
-    if let Sink::Dir(dir) = &req.sink {
-        check_distinct_outputs(dir, &inputs)?;
-    }
+    let (inputs, scope, ledger) = plan(req, paths)?;
     // In the original's case a bad image fails before the model loads, as everything else that can be checked.
     let mut first = if req.seed { Some(read(&inputs[0])?) } else { None };
     let mut report = Reporter::stdout(req.format, &req.model_name, req.seed).quiet(req.quiet);
+    if inputs.is_empty() {
+        report.finish()?;
+        summary(req, &format!("nothing to do: {}", scope.describe(req)));
+        return Ok(Outcome { failed: 0 });
+    }
     let loaded = load(req, &mut report)?;
     let labels = &loaded.labels;
+    // Opened only now that the model is loaded: a run that cannot start writes nothing.
+    let mut journal = ledger.map(resume::Ledger::into_journal).transpose()?;
     report.info("loading image...");
     report.info("loading ImageNet labels...");
     report.info(&format!("classifying image with '{}'...", req.model_name));
@@ -49,9 +53,13 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                 for warning in &warnings {
                     progress.suspend(|| eprintln!("warning: {name}: {warning}"));
                 }
-                report.predictions(&name, &scores.top(req.top_k), labels, &warnings);
+                let top = scores.top(req.top_k);
+                report.predictions(&name, &top, labels, &warnings);
+                let record = journal
+                    .is_some()
+                    .then(|| report::predictions_json(&name, &req.model_name, &top, labels, &warnings));
                 if !draw {
-                    return Ok(None);
+                    return Ok((None, record));
                 }
                 let image = match &map {
                     Some(map) => loaded.overlay(&image, map)?,
@@ -64,12 +72,16 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                     Sink::File(path) => sink::write_image(path, &annotated),
                     Sink::Dir(dir) => write_into(dir, &input.relative, &input.path, &annotated),
                 }?;
-                Ok(Some(annotated))
+                Ok((Some(annotated), record))
             });
             progress.inc(1);
             match outcome {
-                Ok(annotated) => {
+                Ok((annotated, record)) => {
                     done += 1;
+                    // Recorded once its annotated copy, if any, is written.
+                    if let (Some(journal), Some(record)) = (&mut journal, record) {
+                        journal.append(&record)?;
+                    }
                     if let Some(annotated) = annotated {
                         if progress.suspend(|| show(req, &annotated, 0))? == sink::Key::Quit {
                             break 'batches;
@@ -81,6 +93,9 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
                     failed += 1;
                     progress.suspend(|| eprintln!("error: {e}"));
                     report.failure(&name, &e.to_string());
+                    if let Some(journal) = &mut journal {
+                        journal.append(&report::failure_json(&name, &req.model_name, &e.to_string()))?;
+                    }
                 }
             }
         }
@@ -89,13 +104,67 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     let printed = report.finish();
     close_windows(req)?;
     if !req.seed {
-        summary(
-            req,
-            &format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name),
-        );
+        let mut line =
+            format!("classified {done} of {} image(s) with {}; {failed} failed", inputs.len(), req.model_name);
+        if req.shard.is_some() || req.resume.is_some() {
+            line += &format!(" ({})", scope.describe(req));
+        }
+        summary(req, &line);
     }
     printed?;
     Ok(Outcome { failed })
+}
+
+/// The images this run classifies, found before the model loads: the paths expanded (a folder without images is
+/// a usage error, not an empty run), this shard's, and of those the ones the resume file does not record yet;
+/// with their counts, and the resume file read.
+fn plan(req: &Request, paths: &[PathBuf]) -> Result<(Vec<inputs::Input>, Scope, Option<resume::Ledger>)> {
+    let (all, shard) = match req.shard {
+        Some(shard) => shard::select(paths, shard).map(|(all, held)| (all, Some(held)))?,
+        None => (inputs::expand(paths)?, None),
+    };
+    // Over all the inputs, so that shards writing into one folder cannot clash either.
+    if let Sink::Dir(dir) = &req.sink {
+        check_distinct_outputs(dir, &all)?;
+    }
+    let total = all.len();
+    let held = shard.unwrap_or(all);
+    let scope = Scope { total, held: held.len(), recorded: 0 };
+    let Some(path) = &req.resume else { return Ok((held, scope, None)) };
+    let ledger = resume::Ledger::read(path, &req.model_name)?;
+    let pending = ledger.pending(held);
+    if ledger.records() > 0 && scope.held > 0 && pending.len() == scope.held {
+        eprintln!(
+            "warning: --resume {}: none of its {} record(s) names an image of this run (paths are matched as \
+             given: data/x.png and ./data/x.png differ)",
+            path.display(),
+            ledger.records()
+        );
+    }
+    let recorded = scope.held - pending.len();
+    Ok((pending, Scope { recorded, ..scope }, Some(ledger)))
+}
+
+/// How many images a split run sees: all of them, this shard's, and those of this shard already recorded.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    total: usize,
+    held: usize,
+    recorded: usize,
+}
+
+impl Scope {
+    /// `shard 2/3 holds 8 of the 24 image(s); 5 already recorded in out.jsonl`
+    fn describe(&self, req: &Request) -> String {
+        let mut parts = Vec::new();
+        if let Some(shard) = req.shard {
+            parts.push(format!("shard {shard} holds {} of the {} image(s)", self.held, self.total));
+        }
+        if let Some(path) = &req.resume {
+            parts.push(format!("{} of {} already recorded in {}", self.recorded, self.held, path.display()));
+        }
+        parts.join("; ")
+    }
 }
 
 /// An image (from a file, or `-` for stdin) and what its decoder warned about.

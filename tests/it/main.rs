@@ -16,6 +16,7 @@ mod own_model;
 mod parity;
 mod presets;
 mod pth_bombs;
+mod shard;
 mod threads;
 mod video;
 mod window;
