@@ -307,6 +307,71 @@ fn auto_takes_the_index_from_kubernetes_or_slurm() {
     assert!(stderr.lines().count() == 1 && stderr.contains("SLURM_ARRAY_TASK_ID=8"), "{stderr}");
 }
 
+/// The README's Kubernetes `args` and Slurm command line, as written there, with the folders and the job's
+/// variables filled in.
+fn readme_jobs() -> (Vec<String>, Vec<String>) {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let yaml = readme.split("```yaml\n").nth(1).expect("README has a Kubernetes manifest").split("```").next().unwrap();
+    let args = yaml.split("args: ").nth(1).expect("the manifest has args").split(']').next().unwrap().to_string() + "]";
+    let kubernetes: Vec<String> = serde_json::from_str(&args.replace('\n', " ")).expect("args is a flow sequence");
+    let script = readme.split("```bash\n#!/bin/bash\n").nth(1).expect("README has a Slurm script");
+    let line = script.lines().find(|l| l.starts_with("classify-image ")).expect("the script runs classify-image");
+    let slurm = line.split_whitespace().skip(1).map(|w| w.trim_matches('"').to_string()).collect();
+    (kubernetes, slurm)
+}
+
+#[test]
+fn the_readmes_kubernetes_job_and_slurm_array_classify_every_image_once() {
+    let (kubernetes, slurm) = readme_jobs();
+    let dir = tempfile::tempdir().unwrap();
+    let names = make_folder(dir.path());
+    let data = dir.path().join(FOLDER).to_str().unwrap().to_string();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let fill = |args: &[String], index: &str| -> Vec<String> {
+        args.iter()
+            .map(|a| match a.as_str() {
+                "/data" | "/data/photos" => data.clone(),
+                _ => a
+                    .replace("$(JOB_COMPLETION_INDEX)", index)
+                    .replace("$SLURM_ARRAY_TASK_ID", index)
+                    .replace("/out/", "out/")
+                    .replace("out/", &format!("{}/", out.display())),
+            })
+            .collect()
+    };
+    let run = |args: Vec<String>, env: &[(&str, String)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_classify-image"));
+        cmd.current_dir(dir.path()).args(&args).stdin(Stdio::null());
+        for var in ENV {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        let output = cmd.output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", text(&output.stderr));
+    };
+    // All eight pods of the Indexed Job.
+    for index in 0..8 {
+        run(fill(&kubernetes, &index.to_string()), &[("JOB_COMPLETION_INDEX", index.to_string())]);
+    }
+    let shard = |i: usize| std::fs::read_to_string(out.join(format!("shard-{i}.jsonl"))).unwrap_or_default();
+    let mut every: Vec<String> = Vec::new();
+    for i in 0..8 {
+        every.extend(records(&shard(i)).into_keys().map(|image| image.replace(&format!("{data}/"), "")));
+    }
+    every.sort();
+    let expected: Vec<String> = names.iter().map(|n| n.trim_start_matches(&format!("{FOLDER}/")).to_string()).collect();
+    assert_eq!(every, expected, "the eight shards hold every image once");
+    // The Slurm array's first task takes the same shard as the Job's first pod.
+    let first = shard(0);
+    std::fs::remove_file(out.join("shard-0.jsonl")).unwrap();
+    let slurm_env = [("SLURM_ARRAY_TASK_MIN", "0"), ("SLURM_ARRAY_TASK_MAX", "7"), ("SLURM_ARRAY_TASK_COUNT", "8")];
+    let mut env: Vec<(&str, String)> = slurm_env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    env.push(("SLURM_ARRAY_TASK_ID", "0".into()));
+    run(fill(&slurm, "0"), &env);
+    assert_eq!(records(&shard(0)), records(&first), "Slurm task 0 is Kubernetes index 0");
+}
+
 #[test]
 fn bad_shards_and_resume_files_are_one_line_exit_2_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
