@@ -7,6 +7,7 @@ mod batch;
 mod cli;
 mod devices;
 mod download;
+mod eval;
 mod explain;
 mod formats;
 mod fuzz_corpus;
