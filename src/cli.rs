@@ -184,6 +184,127 @@ pub enum Command {
     },
     /// Print the manual page (roff): `classify-image man | man -l -`
     Man,
+    /// Measure accuracy on labelled images: top-1 and top-5, images per second, the most confused classes
+    Eval(Box<EvalOpts>),
+}
+
+/// `classify-image eval`: the options of classifying that make sense for a labelled data set.
+#[derive(Debug, clap::Args)]
+pub struct EvalOpts {
+    /// The labelled images: a folder with one subfolder per class, named by WordNet id (n01440764), label name
+    /// (tench) or index, holding that class's images; or a CSV file of path,label rows (label the same way;
+    /// paths relative to the CSV's folder; further columns ignored; a first row whose first field is path,
+    /// image, file or filename is a header)
+    #[arg(value_name = "DATA")]
+    data: PathBuf,
+
+    /// The pre-trained network (`classify-image weights list`)
+    #[arg(short, long, value_name = "MODEL", default_value = DEFAULT_MODEL, value_parser = parse_model)]
+    model: ModelArg,
+
+    /// Weights file (.pth, .pt or .safetensors) to use instead of the official one
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+
+    /// Evaluate a TorchScript module instead of a zoo model
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["weights", "model"])]
+    torchscript: Option<PathBuf>,
+
+    /// How to prepare the images: seed (the original's squash to the model's size) or torchvision (the
+    /// weights' own eval transform: shorter side to 256, centre crop 224)
+    #[arg(long, value_enum, default_value_t = PresetKind::Seed)]
+    preset: PresetKind,
+
+    /// Input size [default: the model's]
+    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(i64).range(16..=4096))]
+    size: Option<i64>,
+
+    /// Per-channel mean subtracted after scaling to [0, 1] [default: the model's]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_mean)]
+    mean: Option<[f64; 3]>,
+
+    /// Per-channel standard deviation divided by [default: the model's]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_std)]
+    std: Option<[f64; 3]>,
+
+    /// Class names, one per line, in the model's class order [default: the built-in ImageNet labels, which
+    /// also take WordNet ids]
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+
+    /// Images per forward pass
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: u32,
+
+    /// Where to run: auto (CUDA if available, else CPU), cpu, cuda or cuda:N
+    #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
+    device: Device,
+
+    /// Run the network in float16 (CUDA only)
+    #[arg(long)]
+    half: bool,
+
+    /// The summary on stdout: text, or one JSON object
+    #[arg(long, value_enum, default_value_t = crate::eval::Format::Text)]
+    format: crate::eval::Format,
+
+    /// Also write each image's result to FILE as CSV: image, true class, top-1 class and probability, top-5
+    /// classes, error
+    #[arg(long, value_name = "FILE")]
+    per_image: Option<PathBuf>,
+
+    #[command(flatten)]
+    network: NetworkOpts,
+
+    /// Print only the summary and errors: no progress bar or download messages
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// A checked `eval` request.
+#[derive(Debug)]
+pub struct EvalRequest {
+    pub data: PathBuf,
+    pub model: Model,
+    pub model_name: String,
+    /// The preset's name, for the summary; `preset` is what it came to with --size/--mean/--std.
+    pub preset_kind: PresetKind,
+    pub preset: Preset,
+    pub labels: LabelSource,
+    pub device: Device,
+    pub kind: tch::Kind,
+    pub batch_size: usize,
+    pub fetch: Fetch,
+    pub quiet: bool,
+    pub format: crate::eval::Format,
+    pub per_image: Option<PathBuf>,
+}
+
+impl EvalOpts {
+    /// Checks everything that can be checked before the data set is read and the model loads.
+    pub fn resolve(self) -> Result<EvalRequest, Error> {
+        let kind = precision(self.half, self.device)?;
+        if let Some(path) = &self.per_image {
+            sink::check_file_output(path, &[&self.data])
+                .map_err(|e| Error::Usage(format!("--per-image {}: {e}", path.display())))?;
+        }
+        let (model, model_name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
+        Ok(EvalRequest {
+            data: self.data,
+            model,
+            model_name,
+            preset_kind: self.preset,
+            preset: resolve_preset(base, self.size, self.mean, self.std),
+            labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
+            device: self.device,
+            kind,
+            batch_size: self.batch_size as usize,
+            fetch: fetch(&self.network, self.quiet)?,
+            quiet: self.quiet,
+            format: self.format,
+            per_image: self.per_image,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,12 +503,7 @@ impl Opts {
         let (shard, resume) = resolve_split(self.shard.as_deref(), self.resume, &source, self.output.is_some())?;
         let split = shard.is_some() || resume.is_some();
         let seed = is_seed(&source, self.format, split);
-        if self.half && !self.device.is_cuda() {
-            return Err(Error::Usage(format!(
-                "--half needs a CUDA device, and this run is on {}; drop --half or use --device cuda",
-                device_name(self.device)
-            )));
-        }
+        let kind = precision(self.half, self.device)?;
         let labels = self.labels.map_or(LabelSource::ImageNet, LabelSource::File);
         check_top_k(self.top_k, &labels)?;
         let sink = resolve_sink(self.output, self.output_dir, &source)?;
@@ -402,7 +518,7 @@ impl Opts {
             preset,
             labels,
             device: self.device,
-            kind: if self.half { tch::Kind::Half } else { tch::Kind::Float },
+            kind,
             sink,
             window,
             caption: self.caption,
@@ -420,6 +536,18 @@ impl Opts {
                 (false, None) => None,
             },
         })
+    }
+}
+
+/// Float, or Half with --half, which needs a CUDA device.
+fn precision(half: bool, device: Device) -> Result<tch::Kind, Error> {
+    match half {
+        false => Ok(tch::Kind::Float),
+        true if device.is_cuda() => Ok(tch::Kind::Half),
+        true => Err(Error::Usage(format!(
+            "--half needs a CUDA device, and this run is on {}; drop --half or use --device cuda",
+            device_name(device)
+        ))),
     }
 }
 
@@ -681,6 +809,31 @@ mod tests {
         assert!(parse(&["devices", "-q"]).is_err());
         assert!(parse(&["weights", "download", "--offline", "-q", "resnet18"]).is_ok());
         assert!(parse(&["completions", "bash"]).is_ok());
+        assert!(parse(&["eval", "data", "-m", "efficientnet_lite0", "--offline", "-q", "--format", "json"]).is_ok());
+        assert!(parse(&["eval", "data", "--format", "csv"]).is_err(), "text or json");
+        assert!(parse(&["eval", "data", "-k", "3"]).is_err(), "top-1 and top-5, always");
+        assert!(parse(&["eval"]).is_err(), "DATA is required");
+    }
+
+    #[test]
+    fn eval_takes_the_preparation_and_checks_its_outputs_first() {
+        let Some(Command::Eval(opts)) =
+            parse(&["eval", "d", "-m", "efficientnet_lite0", "--preset", "torchvision", "--size", "448"])
+                .unwrap()
+                .command
+        else {
+            panic!("eval is a subcommand")
+        };
+        let req = opts.resolve().unwrap();
+        assert_eq!((req.preset.size, req.preset.resize, req.preset.mean), (448, Some(512), [0.5; 3]));
+        assert_eq!(req.model_name, "efficientnet_lite0");
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().to_str().unwrap();
+        let Some(Command::Eval(opts)) = parse(&["eval", "d", "--per-image", folder]).unwrap().command else {
+            panic!("eval is a subcommand")
+        };
+        let err = opts.resolve().unwrap_err().to_string();
+        assert!(err.starts_with("--per-image ") && err.contains("directory"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub const STD: [f64; 3] = [0.229, 0.224, 0.225];
 pub const IN_LABELS: &str = include_str!("../labels/ilsvrc2012_wordnet_lemmas.txt");
 /// Where [`IN_LABELS`] comes from, for messages.
 pub const IN_LABELS_NAME: &str = "ilsvrc2012_wordnet_lemmas.txt";
+/// The WordNet ids of the ImageNet-1k classes, one per line, sorted: line i is class i, the synset whose
+/// lemmas are line i of [`IN_LABELS`] (scripts/make_labels.py builds both from the same list).
+pub const IMAGENET_WNIDS: &str = include_str!("../labels/imagenet_wnids.txt");
 
 /// The seed's `DEVICE`: CUDA when libtorch sees a GPU, else the CPU.
 pub fn default_device() -> tch::Device {

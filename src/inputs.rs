@@ -55,7 +55,7 @@ impl Input {
 }
 
 /// Whether a directory's file is picked up: its extension is one of a format decoded.
-fn is_image(path: &Path) -> bool {
+pub fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| Format::read_extensions().any(|x| x.eq_ignore_ascii_case(e)))

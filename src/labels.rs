@@ -65,6 +65,25 @@ impl Labels {
     }
 }
 
+/// The ImageNet-1k WordNet ids in class order (sorted): `IMAGENET_WNIDS[i]` is class i.
+static IMAGENET_WNIDS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| crate::config::IMAGENET_WNIDS.lines().collect());
+
+/// The ImageNet-1k class of a WordNet id, e.g. `n01440764` (tench) → 0; `None` for any other id.
+pub fn imagenet_class(wnid: &str) -> Option<usize> {
+    IMAGENET_WNIDS.binary_search(&wnid).ok()
+}
+
+/// The WordNet id of an ImageNet-1k class, e.g. 0 → `n01440764`.
+pub fn imagenet_wnid(class: usize) -> Option<&'static str> {
+    IMAGENET_WNIDS.get(class).copied()
+}
+
+/// Whether `name` has the form of a WordNet noun id: `n` and eight digits.
+pub fn is_wnid(name: &str) -> bool {
+    name.len() == 9 && name.starts_with('n') && name[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Where labels come from: the built-in ImageNet file or a file given by the user.
 #[derive(Debug, Clone, Default)]
 pub enum LabelSource {
@@ -104,5 +123,21 @@ mod tests {
         assert_eq!(labels.find("crane"), vec![134, 517]);
         assert!(labels.find("1000").is_empty());
         assert!(labels.find("unicorn").is_empty());
+    }
+
+    #[test]
+    fn wordnet_ids_are_the_sorted_list_of_the_labels_classes() {
+        let wnids: Vec<&str> = crate::config::IMAGENET_WNIDS.lines().collect();
+        assert_eq!(wnids.len(), Labels::imagenet().len());
+        assert!(wnids.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+        assert!(wnids.iter().all(|w| is_wnid(w)));
+        let labels = Labels::imagenet();
+        for (wnid, label) in [("n01440764", "tench"), ("n02123159", "tiger_cat"), ("n15075141", "toilet_tissue")] {
+            let class = imagenet_class(wnid).unwrap();
+            assert!(labels.get(class).starts_with(label), "{wnid}: {}", labels.get(class));
+            assert_eq!(imagenet_wnid(class), Some(wnid));
+        }
+        assert_eq!(imagenet_class("n00007846"), None, "person: not an ImageNet-1k class");
+        assert!(!is_wnid("n0144076") && !is_wnid("tench") && !is_wnid("x01440764"));
     }
 }

@@ -1,6 +1,7 @@
 //! The `classify-image` command: parse, dispatch, print an error on one line, exit with its code (see
 //! `classify_image::error::exit`).
 mod cli;
+mod eval;
 mod hints;
 mod manage;
 mod pipeline;
@@ -24,6 +25,7 @@ fn main() {
         Some(cli::Command::Devices) => devices(),
         Some(cli::Command::Completions { shell }) => completions(shell),
         Some(cli::Command::Man) => man(),
+        Some(cli::Command::Eval(opts)) => opts.resolve().and_then(eval::run).map(i32::from),
         None => opts.resolve().and_then(pipeline::run).map(i32::from),
     };
     match result {

@@ -19,6 +19,13 @@ pub fn check_output(output: &Path, inputs: &[&Path], image: bool) -> Result<()> 
     if !image && video_fourcc(ext).is_none() {
         return Err(fail(OutputError::NoVideoFormat { ext: ext.to_string() }));
     }
+    check_file_output(output, inputs)
+}
+
+/// Checks the path of any file to write, before any work is done: not a folder, not inside a file, and not
+/// an input. A missing folder is fine: [`write_file`] creates it.
+pub fn check_file_output(output: &Path, inputs: &[&Path]) -> Result<()> {
+    let fail = |source: OutputError| Error::output(output, source);
     if output.is_dir() {
         return Err(fail(OutputError::IsDirectory));
     }
@@ -59,10 +66,17 @@ pub fn write_image(path: &Path, image: &Mat) -> Result<()> {
     if !imgcodecs::imencode_def(&format!(".{ext}"), image, &mut encoded)? {
         return Err(fail(OutputError::Encode { ext: ext.to_string() }));
     }
+    write_file(path, encoded.as_slice())
+}
+
+/// Writes `bytes` atomically: a temporary file in the same folder (created if missing), renamed over the final
+/// name, so the path holds either the old file or the whole new one.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let fail = |source: OutputError| Error::output(path, source);
     create_parent(path)?;
     let mut tmp = temp_beside(path, "").map_err(fail)?;
     let _tracked = crate::cleanup::track(tmp.path());
-    tmp.write_all(encoded.as_slice()).and_then(|()| tmp.as_file().sync_all()).map_err(|e| fail(OutputError::Io(e)))?;
+    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(|e| fail(OutputError::Io(e)))?;
     tmp.persist(path).map_err(|e| fail(OutputError::Io(e.error)))?;
     Ok(())
 }

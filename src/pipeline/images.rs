@@ -1,7 +1,7 @@
 //! Images: read, classified in batches, reported in input order, annotated copies written. In the original's
 //! case (one image, text) a bad image fails the run before the model loads; otherwise each failure is reported
 //! in its place and the rest go on.
-use super::{close_windows, load, show, summary, Outcome};
+use super::{close_windows, load, progress_bar, show, summary, Outcome};
 use crate::cli::{is_stdin, Request, Sink, Window};
 use crate::report::{self, Reporter};
 use crate::{resume, shard};
@@ -29,7 +29,7 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     report.info("loading ImageNet labels...");
     report.info(&format!("classifying image with '{}'...", req.model_name));
 
-    let progress = progress_bar(req, inputs.len());
+    let progress = progress_bar(req.seed || req.quiet, inputs.len());
     let (mut failed, mut done) = (0, 0);
     // Only draw the label where the image goes somewhere.
     let draw = req.window != Window::No || req.sink != Sink::None;
@@ -211,19 +211,6 @@ fn write_into(dir: &Path, relative: &Path, input: &Path, image: &Mat) -> Result<
         return Err(Error::output(dest, OutputError::IsInput));
     }
     sink::write_image(&dest, image)
-}
-
-fn progress_bar(req: &Request, len: usize) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    if req.seed || req.quiet {
-        return ProgressBar::hidden();
-    }
-    // Drawn only when stderr is a terminal.
-    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{pos}/{len} images {wide_bar} {per_sec}, ETA {eta}").expect("template"),
-    );
-    bar
 }
 
 #[cfg(test)]

@@ -7,9 +7,13 @@ mod video;
 use crate::cli::{self, Explain, Model, Request, Source, Window};
 use crate::report::Reporter;
 use classify_image::error::{Error, Result};
+use classify_image::models::Preset;
+use classify_image::weights::hub::Fetch;
 use classify_image::{cam, sink, weights, Classifier, Labels, Scores};
 use opencv::core::Mat;
 use opencv::prelude::*;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind};
 
 /// How a run ended, when it ran at all.
 pub struct Outcome {
@@ -54,15 +58,9 @@ impl Loaded {
 /// Loads the network and checks the labels (and the class to explain) against it: what every source needs.
 fn load(req: &Request, report: &mut Reporter) -> Result<Loaded> {
     // The file to load: found (or downloaded) before anything is printed, so that a missing one fails first.
-    let file = match &req.model {
-        Model::Zoo { id, weights } => weights::hub::resolve(id.spec(), weights.as_deref(), &req.fetch)?,
-        Model::TorchScript(path) => path.clone(),
-    };
+    let file = weights_file(&req.model, &req.fetch)?;
     report.info(&format!("loading {}...", req.model_name));
-    let classifier = match &req.model {
-        Model::Zoo { id, .. } => Classifier::with_precision(*id, &file, req.device, req.kind)?.with_preset(req.preset),
-        Model::TorchScript(_) => Classifier::torchscript(&file, req.preset, req.device, req.kind)?,
-    };
+    let classifier = classifier(&req.model, &file, req.preset, req.device, req.kind)?;
     let labels = req.labels.load()?;
     labels.check_count(classifier.classes(), &req.labels.path())?;
     cli::top_k_fits(req.top_k, labels.len())?;
@@ -73,6 +71,23 @@ fn load(req: &Request, report: &mut Reporter) -> Result<Loaded> {
         Some(Explain::Class(name)) => Some(Some(explained_class(name, &labels)?)),
     };
     Ok(Loaded { classifier, labels, explain })
+}
+
+/// The file that `model` loads from: a zoo model's weights, found (or downloaded) as the weights resolver says,
+/// or the TorchScript file.
+pub fn weights_file(model: &Model, fetch: &Fetch) -> Result<PathBuf> {
+    match model {
+        Model::Zoo { id, weights } => weights::hub::resolve(id.spec(), weights.as_deref(), fetch),
+        Model::TorchScript(path) => Ok(path.clone()),
+    }
+}
+
+/// `model` loaded from `file` (see [`weights_file`]), preparing images as `preset` says.
+pub fn classifier(model: &Model, file: &Path, preset: Preset, device: Device, kind: Kind) -> Result<Classifier> {
+    match model {
+        Model::Zoo { id, .. } => Ok(Classifier::with_precision(*id, file, device, kind)?.with_preset(preset)),
+        Model::TorchScript(_) => Classifier::torchscript(file, preset, device, kind),
+    }
 }
 
 /// The one class that `--explain-class` names.
@@ -110,6 +125,19 @@ fn close_windows(req: &Request) -> Result<()> {
         Window::No => Ok(()),
         Window::Asked | Window::Default => sink::close_windows(),
     }
+}
+
+/// A progress bar on stderr for `len` images, drawn only when stderr is a terminal and `hidden` is false.
+pub fn progress_bar(hidden: bool, len: usize) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{pos}/{len} images {wide_bar} {per_sec}, ETA {eta}").expect("template"),
+    );
+    bar
 }
 
 /// A summary line on stderr, unless -q.

@@ -8,6 +8,7 @@ mod caption;
 mod cli;
 mod devices;
 mod download;
+mod eval;
 mod explain;
 mod formats;
 mod fuzz_corpus;
