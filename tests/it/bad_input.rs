@@ -201,6 +201,9 @@ fn gray_alpha_16_bit_and_tiny_images_are_converted() {
     let mut translucent = rgba.clone();
     core::mix_channels(&gray, &mut translucent, &[0, 3]).unwrap();
     let one = core::Mat::new_rows_cols_with_default(1, 1, core::CV_8UC3, core::Scalar::all(128.0)).unwrap();
+    // At fixed paths, so that the Python original's cached runs are found again (the cache is keyed by the
+    // arguments); the files' bytes are the same on every run.
+    let stable = common::stable_dir("converted");
     for (name, mat) in [
         ("gray.png", &gray),
         ("rgba.png", &rgba),
@@ -208,7 +211,7 @@ fn gray_alpha_16_bit_and_tiny_images_are_converted() {
         ("deep16.png", &deep),
         ("one.png", &one),
     ] {
-        let p = c.path(name);
+        let p = stable.join(name);
         write_png(&p, mat);
         c.converts(&with_image(&p, &LITE));
         std::fs::remove_file(c.path("out.png")).unwrap();
@@ -222,7 +225,7 @@ fn gray_alpha_16_bit_and_tiny_images_are_converted() {
 #[test]
 fn path_with_spaces_and_unicode() {
     let c = Case::new();
-    let p = c.path("café photos — été 2026.png");
+    let p = common::stable_dir("unicode").join("café photos — été 2026.png");
     std::fs::copy(image("coffee.png"), &p).unwrap();
     c.converts(&with_image(&p, &LITE));
     // The same results and drawing as the Python original on that path, and as on the photo under its own name.

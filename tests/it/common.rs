@@ -32,6 +32,14 @@ pub fn images() -> Vec<PathBuf> {
     found
 }
 
+/// target/tmp/NAME, created: a fixed place for inputs that a test makes afresh on each run with the same bytes,
+/// so that what [`python_cached`] keeps for them (keyed by the arguments, paths included) is found again.
+pub fn stable_dir(name: &str) -> PathBuf {
+    let dir = root().join("target/tmp").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub fn image(name: &str) -> PathBuf {
     root().join("images").join(name)
 }

@@ -37,9 +37,7 @@ fn job_dir(model: &str, class: Option<usize>) -> String {
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = common::root().join("target/tmp/cam-reference");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::stable_dir("cam-reference");
         let script = common::root().join("scripts/cam_reference.py");
         let mut args = crate::os_args!["scripts/cam_reference.py", "cam", "--out-dir", &dir];
         let mut inputs: Vec<PathBuf> = vec![script];
@@ -149,8 +147,7 @@ fn the_overlay_is_show_cam_on_image() {
     let classifier =
         Classifier::new(ModelId::EfficientnetLite0, &common::real_lite0_weights(), tch::Device::Cpu).unwrap();
     // A fixed place, so that the cached reference run is found again.
-    let dir = common::root().join("target/tmp/cam-overlay");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::stable_dir("cam-overlay");
     for name in IMAGES {
         let path = common::image(name);
         let image = preprocess::read_image(&path).unwrap();
