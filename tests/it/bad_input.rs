@@ -423,20 +423,9 @@ fn malicious_pickles_are_refused_without_running() {
     ];
     let evil = |how: &str| c.path(&format!("{how}.pth"));
     let marker = |how: &str| c.path(&format!("pwned-{how}"));
-    // The four callables are made in one Python process (importing torch once), by reference.py's own
-    // `malicious`; the custom class must be pickled from reference.py run as __main__, as a program of its own.
-    let mut make = python();
-    make.args(["-c", MAKE_PAYLOADS]);
-    for (how, _) in &payloads[..4] {
-        make.args([how, s(&evil(how)), s(&marker(how))]);
-    }
-    assert!(make.status().unwrap().success());
-    let custom = &payloads[4].0;
-    let made = python()
-        .args(["scripts/reference.py", "malicious", "--out", s(&evil(custom)), "--marker", s(&marker(custom))])
-        .args(["--how", custom])
-        .status()
-        .unwrap();
+    // Made by reference.py run as a program (__main__), in one process: the custom class is pickled as
+    // __main__.Custom, as a program of its own would pickle it.
+    let made = python().args(["scripts/reference.py", "malicious", "--out-dir", s(c.dir.path())]).status().unwrap();
     assert!(made.success());
     for (how, global) in payloads {
         c.fails(
@@ -447,21 +436,13 @@ fn malicious_pickles_are_refused_without_running() {
         assert!(!marker(how).exists(), "{how}: the payload ran");
     }
     // The payloads are real: Python's unsafe torch.load runs each. The custom class's gadget needs its class
-    // importable where the file is loaded, as it is in the program that wrote it: reference.py loads it.
-    let mut load = python();
-    load.args(["-c", "import sys, torch\nfor f in sys.argv[1:]:\n    torch.load(f, weights_only=False)"]);
-    for (how, _) in &payloads[..4] {
-        load.arg(evil(how));
-    }
-    assert!(load.status().unwrap().success());
-    assert!(python().args(["scripts/reference.py", "unsafe-load", s(&evil(custom))]).status().unwrap().success());
+    // importable where the file is loaded, as it is in the program that wrote it: reference.py loads them all.
+    let files: Vec<PathBuf> = payloads.iter().map(|(how, _)| evil(how)).collect();
+    assert!(python().args(["scripts/reference.py", "unsafe-load"]).args(&files).status().unwrap().success());
     for (how, _) in payloads {
         assert!(marker(how).exists(), "{how}: the fixture's payload should run under an unsafe loader");
     }
 }
-
-/// `reference.py`'s `malicious` for each (how, out, marker) triple of the arguments, in one process.
-const MAKE_PAYLOADS: &str = "import argparse, sys\nsys.path.insert(0, 'scripts')\nimport reference\nargs = sys.argv[1:]\nfor i in range(0, len(args), 3):\n    reference.malicious(argparse.Namespace(how=args[i], out=args[i + 1], marker=args[i + 2]))";
 
 #[test]
 fn nan_weights() {

@@ -51,7 +51,13 @@ pub struct Fixture {
     pub logits: HashMap<String, Vec<f32>>,
 }
 
-static GENERATING: Mutex<()> = Mutex::new(());
+/// One lock per fixture: two tests that need the same fixture make it once, and different fixtures are made at
+/// the same time (each generator is partly serial: Python's start-up, saving; two use both cores better).
+fn generating(name: &str) -> std::sync::Arc<Mutex<()>> {
+    static LOCKS: Mutex<Option<HashMap<String, std::sync::Arc<Mutex<()>>>>> = Mutex::new(None);
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    locks.get_or_insert_with(HashMap::new).entry(name.to_string()).or_default().clone()
+}
 
 /// Fixtures live under target/fixtures/<hash of the Python reference>, so that they are made once per change
 /// of the reference and shared by the test binaries.
@@ -95,9 +101,11 @@ fn make_fixture(model: &str, zip_only: bool) -> Fixture {
     let dir = fixtures_root().join(if zip_only { format!("{model}.zip-only") } else { model.to_string() });
     let logits_file = dir.join(format!("{model}.logits.json"));
     {
-        let _lock = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = generating(&dir.to_string_lossy());
+        let _lock = lock.lock().unwrap_or_else(|e| e.into_inner());
         if !logits_file.exists() {
-            let tmp = fixtures_root().join(format!(".{model}.{}", std::process::id()));
+            let name = dir.file_name().unwrap().to_string_lossy();
+            let tmp = fixtures_root().join(format!(".{name}.{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&tmp);
             let out = python()
                 .args(["scripts/reference.py", "fixture", "--model", model, "--out-dir"])
@@ -130,7 +138,8 @@ fn make_fixture(model: &str, zip_only: bool) -> Fixture {
 pub fn export_fixture() -> PathBuf {
     prune_old_fixtures(&fixtures_root());
     let dir = fixtures_root().join("export");
-    let _lock = GENERATING.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = generating("export");
+    let _lock = lock.lock().unwrap_or_else(|e| e.into_inner());
     if !dir.join("scripted.logits.json").exists() {
         let tmp = fixtures_root().join(format!(".export.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
