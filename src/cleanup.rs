@@ -11,9 +11,17 @@ static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 #[derive(Debug)]
 pub struct Tracked(PathBuf);
 
-pub fn track(path: &Path) -> Tracked {
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_path_buf());
-    Tracked(path.to_path_buf())
+/// Creates a temporary file with `create` and tracks the path that `path` reads from it, in one step as far as
+/// the interruption handler is concerned: it cannot run between the two and miss the file.
+pub fn create_tracked<T, E>(
+    create: impl FnOnce() -> Result<T, E>,
+    path: impl Fn(&T) -> &Path,
+) -> Result<(T, Tracked), E> {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let file = create()?;
+    let tracked = Tracked(path(&file).to_path_buf());
+    live.push(tracked.0.clone());
+    Ok((file, tracked))
 }
 
 impl Drop for Tracked {
@@ -29,7 +37,9 @@ pub const INTERRUPTED: i32 = 130;
 /// closing a JSON array on stdout), say so, exit with [`INTERRUPTED`].
 pub fn install_signal_handler(epilogue: fn()) {
     let _ = ctrlc::set_handler(move || {
-        let paths: Vec<PathBuf> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        // Held until the process ends: no temporary file is created after the list is read.
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let paths: Vec<PathBuf> = live.drain(..).collect();
         for path in &paths {
             let _ = std::fs::remove_file(path);
         }

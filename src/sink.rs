@@ -74,8 +74,8 @@ pub fn write_image(path: &Path, image: &Mat) -> Result<()> {
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let fail = |source: OutputError| Error::output(path, source);
     create_parent(path)?;
-    let mut tmp = temp_beside(path, "").map_err(fail)?;
-    let _tracked = crate::cleanup::track(tmp.path());
+    let (mut tmp, _tracked) =
+        crate::cleanup::create_tracked(|| temp_beside(path, ""), |tmp| tmp.path()).map_err(fail)?;
     tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(|e| fail(OutputError::Io(e)))?;
     tmp.persist(path).map_err(|e| fail(OutputError::Io(e.error)))?;
     Ok(())
@@ -118,13 +118,16 @@ impl VideoFile {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let fourcc = video_fourcc(ext).ok_or_else(|| fail(OutputError::NoVideoFormat { ext: ext.to_string() }))?;
         create_parent(path)?;
-        let tmp = temp_beside(path, &format!(".{ext}")).map_err(fail)?.into_temp_path();
+        let (tmp, _tracked) = crate::cleanup::create_tracked(
+            || temp_beside(path, &format!(".{ext}")).map(tempfile::NamedTempFile::into_temp_path),
+            |tmp| tmp,
+        )
+        .map_err(fail)?;
         let tmp_str = tmp.to_str().ok_or_else(|| fail(OutputError::PathNotUtf8))?;
         let writer = opencv::videoio::VideoWriter::new(tmp_str, fourcc, fps, size, true)?;
         if !opencv::videoio::VideoWriterTraitConst::is_opened(&writer)? {
             return Err(fail(OutputError::VideoWriter { ext: ext.to_string() }));
         }
-        let _tracked = crate::cleanup::track(&tmp);
         Ok(VideoFile { writer, tmp, _tracked, path: path.to_path_buf() })
     }
 

@@ -90,11 +90,11 @@ pub fn download_verified(url: &str, dest: &Path, checksum: &Checksum, transfer: 
     let expected_len: Option<u64> = response.header("Content-Length").and_then(|v| v.parse().ok());
 
     let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.partial-"))
-        .tempfile_in(dir)
-        .map_err(|source| fail(DownloadError::TempFile { dir: dir.into(), source }))?;
-    let _tracked = crate::cleanup::track(tmp.path());
+    let (mut tmp, _tracked) = crate::cleanup::create_tracked(
+        || tempfile::Builder::new().prefix(&format!(".{name}.partial-")).tempfile_in(dir),
+        |tmp| tmp.path(),
+    )
+    .map_err(|source| fail(DownloadError::TempFile { dir: dir.into(), source }))?;
     let write_error = |path: &Path, source| fail(DownloadError::Write { path: path.into(), source });
     let bar = progress_bar(transfer.progress, expected_len);
     let mut reader = response.into_reader();
