@@ -175,7 +175,8 @@ def quote(arg):
 
 
 def sgemm_peak(sizes):
-    """The best fp32 matrix-multiply rate of this CPU through libtorch's BLAS (MKL): a practical peak. Square products of each size in `sizes`."""
+    """The best fp32 matrix-multiply rate of this CPU through libtorch's BLAS (MKL), over square products of
+    each size in `sizes`: a practical peak."""
     import torch
     best = 0.0
     for n in sizes:
