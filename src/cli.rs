@@ -48,38 +48,8 @@ pub struct Opts {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     every: u32,
 
-    /// The pre-trained network: the original's vgg16, vgg19, inception, densenet, resnet, or any model of the
-    /// zoo (`classify-image weights list`)
-    #[arg(short, long, value_name = "MODEL", default_value = "vgg16", value_parser = parse_model)]
-    model: ModelArg,
-
-    /// Weights file (.pth, .pt or .safetensors) to use instead of the official one, e.g. a fine-tuned state
-    /// dict with its own number of classes (give its --labels)
-    #[arg(long, value_name = "FILE")]
-    weights: Option<PathBuf>,
-
-    /// Classify with a TorchScript module (torch.jit.trace/script output) instead of a zoo model; it gets the
-    /// original's input preparation unless --size/--mean/--std say otherwise
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["weights", "model"])]
-    torchscript: Option<PathBuf>,
-
-    /// How to prepare the image: seed (the original's squash to the model's size) or torchvision (the weights'
-    /// own eval transform: shorter side to 256, centre crop 224; Inception 342→299, ResNet-50 V2 232→224)
-    #[arg(long, value_enum, default_value_t = PresetKind::Seed)]
-    preset: PresetKind,
-
-    /// Input size: the image is squashed (or, with --preset torchvision, cropped) to SIZE×SIZE
-    /// [default: the model's, 224 for most]
-    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(i64).range(16..=4096))]
-    size: Option<i64>,
-
-    /// Per-channel mean subtracted after scaling to [0, 1] [default: the model's, ImageNet's for most]
-    #[arg(long, value_name = "R,G,B", value_parser = parse_mean)]
-    mean: Option<[f64; 3]>,
-
-    /// Per-channel standard deviation divided by [default: the model's]
-    #[arg(long, value_name = "R,G,B", value_parser = parse_std)]
-    std: Option<[f64; 3]>,
+    #[command(flatten)]
+    model: ModelOpts,
 
     /// Write the annotated image (or video: .mp4, .avi) to FILE, format from its extension, instead of showing
     /// a window; missing folders are created
@@ -162,6 +132,51 @@ pub struct Opts {
     quiet: bool,
 }
 
+/// What classifies and how images are prepared for it; shared by classifying and `eval`.
+#[derive(Debug, clap::Args)]
+pub struct ModelOpts {
+    /// The pre-trained network: the original's vgg16, vgg19, inception, densenet, resnet, or any model of the
+    /// zoo (`classify-image weights list`)
+    #[arg(short, long, value_name = "MODEL", default_value = DEFAULT_MODEL, value_parser = parse_model)]
+    model: ModelArg,
+
+    /// Weights file (.pth, .pt or .safetensors) to use instead of the official one, e.g. a fine-tuned state
+    /// dict with its own number of classes (give its --labels)
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+
+    /// Classify with a TorchScript module (torch.jit.trace/script output) instead of a zoo model; it gets the
+    /// original's input preparation unless --size/--mean/--std say otherwise
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["weights", "model"])]
+    torchscript: Option<PathBuf>,
+
+    /// How to prepare the image: seed (the original's squash to the model's size) or torchvision (the weights'
+    /// own eval transform: shorter side to 256, centre crop 224; Inception 342→299, ResNet-50 V2 232→224)
+    #[arg(long, value_enum, default_value_t = PresetKind::Seed)]
+    preset: PresetKind,
+
+    /// Input size: the image is squashed (or, with --preset torchvision, cropped) to SIZE×SIZE
+    /// [default: the model's, 224 for most]
+    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(i64).range(16..=4096))]
+    size: Option<i64>,
+
+    /// Per-channel mean subtracted after scaling to [0, 1] [default: the model's, ImageNet's for most]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_mean)]
+    mean: Option<[f64; 3]>,
+
+    /// Per-channel standard deviation divided by [default: the model's]
+    #[arg(long, value_name = "R,G,B", value_parser = parse_std)]
+    std: Option<[f64; 3]>,
+}
+
+impl ModelOpts {
+    /// The model to load, its name as given (the original prints it), and the preparation of its input.
+    fn resolve(self) -> (Model, String, Preset) {
+        let (model, name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
+        (model, name, resolve_preset(base, self.size, self.mean, self.std))
+    }
+}
+
 /// Whether weights may be fetched; shared by classifying and `weights download`.
 #[derive(Debug, clap::Args)]
 pub struct NetworkOpts {
@@ -198,34 +213,8 @@ pub struct EvalOpts {
     #[arg(value_name = "DATA")]
     data: PathBuf,
 
-    /// The pre-trained network (`classify-image weights list`)
-    #[arg(short, long, value_name = "MODEL", default_value = DEFAULT_MODEL, value_parser = parse_model)]
-    model: ModelArg,
-
-    /// Weights file (.pth, .pt or .safetensors) to use instead of the official one
-    #[arg(long, value_name = "FILE")]
-    weights: Option<PathBuf>,
-
-    /// Evaluate a TorchScript module instead of a zoo model
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["weights", "model"])]
-    torchscript: Option<PathBuf>,
-
-    /// How to prepare the images: seed (the original's squash to the model's size) or torchvision (the
-    /// weights' own eval transform: shorter side to 256, centre crop 224)
-    #[arg(long, value_enum, default_value_t = PresetKind::Seed)]
-    preset: PresetKind,
-
-    /// Input size [default: the model's]
-    #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(i64).range(16..=4096))]
-    size: Option<i64>,
-
-    /// Per-channel mean subtracted after scaling to [0, 1] [default: the model's]
-    #[arg(long, value_name = "R,G,B", value_parser = parse_mean)]
-    mean: Option<[f64; 3]>,
-
-    /// Per-channel standard deviation divided by [default: the model's]
-    #[arg(long, value_name = "R,G,B", value_parser = parse_std)]
-    std: Option<[f64; 3]>,
+    #[command(flatten)]
+    model: ModelOpts,
 
     /// Class names, one per line, in the model's class order [default: the built-in ImageNet labels, which
     /// also take WordNet ids]
@@ -288,13 +277,14 @@ impl EvalOpts {
             sink::check_file_output(path, &[&self.data])
                 .map_err(|e| Error::Usage(format!("--per-image {}: {e}", path.display())))?;
         }
-        let (model, model_name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
+        let preset_kind = self.model.preset;
+        let (model, model_name, preset) = self.model.resolve();
         Ok(EvalRequest {
             data: self.data,
             model,
             model_name,
-            preset_kind: self.preset,
-            preset: resolve_preset(base, self.size, self.mean, self.std),
+            preset_kind,
+            preset,
             labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
             device: self.device,
             kind,
@@ -507,8 +497,7 @@ impl Opts {
         let labels = self.labels.map_or(LabelSource::ImageNet, LabelSource::File);
         check_top_k(self.top_k, &labels)?;
         let sink = resolve_sink(self.output, self.output_dir, &source)?;
-        let (model, model_name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
-        let preset = resolve_preset(base, self.size, self.mean, self.std);
+        let (model, model_name, preset) = self.model.resolve();
         let window = resolve_window(self.show, &sink, &source, self.format, split)?;
         Ok(Request {
             source,
@@ -732,10 +721,10 @@ mod tests {
     #[test]
     fn values_are_typed_at_parse_time() {
         let opts = parse(&["x.jpg", "-m", "resnet", "--device", "cpu", "--preset", "torchvision"]).unwrap();
-        assert_eq!(opts.model.id, ModelId::from_name("resnet50").unwrap(), "the original's alias");
-        assert_eq!(opts.model.given, "resnet");
+        assert_eq!(opts.model.model.id, ModelId::from_name("resnet50").unwrap(), "the original's alias");
+        assert_eq!(opts.model.model.given, "resnet");
         assert_eq!(opts.device, Device::Cpu);
-        assert_eq!(opts.preset, PresetKind::Torchvision);
+        assert_eq!(opts.model.preset, PresetKind::Torchvision);
         for bad in [["-m", "alexnet"], ["-k", "0"], ["-k", "-1"], ["--device", "tpu"], ["--std", "1,0,1"]] {
             let err = parse(&["x.jpg", bad[0], bad[1]]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}: {err}");
