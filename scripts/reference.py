@@ -10,6 +10,12 @@
       Saves the state dict in both torch.save containers (NAME.zip.pth, NAME.legacy.pth unless --zip-only;
       DenseNet under its 2017 key names) and writes NAME.logits.json: {image: [logits]}, each image on its
       own with the seed's preprocessing.
+  reference.py fixtures --root DIR [NAME[:zip-only]...]
+      Makes the fixtures the tests use (by default all of them) where they are missing, in this one process:
+      under DIR/KEY/NAME (or NAME.zip-only), KEY being the tests' key of this reference (tests/it/common.rs,
+      `fixtures_root`: SHA-256 of this file, classify_image.py and pyimagesearch/config.py, then the sample
+      photos' names). A lock file per fixture (flock) keeps a test from making the same fixture meanwhile:
+      test.sh starts this in the background while clippy and the build leave a core idle.
   reference.py logits --model NAME --weights FILE --out JSON [--size N] [--mean R,G,B] [--std R,G,B] IMAGE...
       Writes the logits JSON for existing weights (e.g. the real EfficientNet-Lite files), with the seed's
       preprocessing at the model's size, mean and std, or those given.
@@ -156,20 +162,73 @@ def legacy_densenet_keys(state_dict):
 
 
 def fixture(args):
-    preset = config.preset(args.model)
-    photos = inputs(preset, args.images)
+    write_fixture(args.model, args.out_dir, args.images, args.seed, args.zip_only)
+
+
+def write_fixture(name, out_dir, images, seed=0, zip_only=False):
+    preset = config.preset(name)
+    photos = inputs(preset, images)
     # Inception's auxiliary classifier needs 299x299 inputs in train mode.
-    noise_size = 299 if args.model.startswith("inception") else preset[0]
-    model, logits = calibrated(args.model, CONSTRUCTORS[args.model], photos, preset, noise_size, args.seed)
+    noise_size = 299 if name.startswith("inception") else preset[0]
+    model, logits = calibrated(name, CONSTRUCTORS[name], photos, preset, noise_size, seed)
     state_dict = model.state_dict()
-    if args.model.startswith("densenet"):
+    if name.startswith("densenet"):
         state_dict = legacy_densenet_keys(state_dict)
-    os.makedirs(args.out_dir, exist_ok=True)
-    out = os.path.join(args.out_dir, args.model)
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, name)
     torch.save(state_dict, out + ".zip.pth")
-    if not args.zip_only:
+    if not zip_only:
         torch.save(state_dict, out + ".legacy.pth", _use_new_zipfile_serialization=False)
-    dump_logits(out + ".logits.json", args.images, logits)
+    dump_logits(out + ".logits.json", images, logits)
+
+
+# The fixtures the tests use, in about the order they first need them: both containers for the seed's models
+# and Lite0, the zip container for the rest of the zoo.
+TEST_FIXTURES = ["resnet", "vgg16", "vgg19", "inception", "densenet", "efficientnet_lite0"] + [
+    m + ":zip-only" for m in ["mobilenet_v2", "mobilenet_v3_small", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
+                              "vgg16_bn", "vgg19_bn", "resnet18", "resnet34", "resnet101", "resnet152",
+                              "densenet161", "densenet169", "densenet201", "mobilenet_v3_large",
+                              "efficientnet_lite1", "efficientnet_lite2"]]
+
+
+def fixtures_key(photos):
+    """tests/it/common.rs's `fixtures_root` key: the reference's three files, then the photos' names."""
+    import hashlib
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for f in ["reference.py", "classify_image.py", os.path.join("pyimagesearch", "config.py")]:
+        with open(os.path.join(here, f), "rb") as fh:
+            h.update(fh.read())
+    for p in photos:
+        h.update(os.path.basename(p).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def fixtures(args):
+    import fcntl
+    import glob
+    import shutil
+    photos_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "images")
+    photos = sorted(glob.glob(os.path.join(photos_dir, "*.png")) + glob.glob(os.path.join(photos_dir, "*.jpg")))
+    root = os.path.join(args.root, fixtures_key(photos))
+    os.makedirs(root, exist_ok=True)
+    # A fixture that a test is making (its lock taken) is left to it; this process goes on with the others.
+    for spec in args.names or TEST_FIXTURES:
+        name, _, option = spec.partition(":")
+        zip_only = option == "zip-only"
+        dirname = name + (".zip-only" if zip_only else "")
+        final = os.path.join(root, dirname)
+        with open(os.path.join(root, f".{dirname}.lock"), "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            if os.path.exists(os.path.join(final, f"{name}.logits.json")):
+                continue
+            tmp = os.path.join(root, f".{dirname}.{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_fixture(name, tmp, photos, zip_only=zip_only)
+            os.rename(tmp, final)
 
 
 def export(args):
@@ -341,6 +400,9 @@ def main():
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--zip-only", action="store_true", help="skip the legacy container")
     f.add_argument("images", nargs="+")
+    fs = sub.add_parser("fixtures")
+    fs.add_argument("--root", required=True)
+    fs.add_argument("names", nargs="*")
     lg = sub.add_parser("logits")
     lg.add_argument("--model", required=True, choices=list(CONSTRUCTORS))
     lg.add_argument("--weights", required=True)
@@ -368,7 +430,8 @@ def main():
     m.add_argument("--out-dir", required=True)
     args = ap.parse_args()
     commands = {"fixture": fixture, "logits": logits_cmd, "export": export, "tv-inputs": tv_inputs,
-                "tv-transforms": tv_transforms, "unsafe-load": unsafe_load, "malicious": malicious}
+                "tv-transforms": tv_transforms, "unsafe-load": unsafe_load, "malicious": malicious,
+                "fixtures": fixtures}
     commands[args.cmd](args)
 
 

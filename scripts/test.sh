@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 step() { printf '[test] %s (%ds)\n' "$1" "$SECONDS" >&2; }
+# The calibrated weights fixtures take minutes to make on a fresh clone (seconds to check when they exist): one
+# Python process makes them in the background while clippy and the build leave a core idle. A test that needs
+# one it is making waits for it (a lock per fixture); one it has not reached, the test makes itself.
+mkdir -p target/fixtures
+OMP_NUM_THREADS=1 .venv/bin/python scripts/reference.py fixtures --root target/fixtures > target/fixtures.log 2>&1 &
+fixtures=$!
+trap 'kill $fixtures 2>/dev/null || true' EXIT
 step "clippy"
 cargo clippy --workspace --release --all-targets --quiet -- -D warnings
 step "cargo test"

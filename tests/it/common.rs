@@ -2,7 +2,6 @@
 #![allow(dead_code)] // not every helper is used by every build of the tests
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -59,17 +58,32 @@ fn generating(name: &str) -> std::sync::Arc<Mutex<()>> {
     locks.get_or_insert_with(HashMap::new).entry(name.to_string()).or_default().clone()
 }
 
-/// Fixtures live under target/fixtures/<hash of the Python reference>, so that they are made once per change
-/// of the reference and shared by the test binaries.
+/// Fixtures live under target/fixtures/<key of the Python reference>, so that they are made once per change of
+/// the reference and shared by the test binaries: the first 16 hex digits of the SHA-256 of the reference's
+/// three files, then the sample photos' names (`reference.py fixtures` computes the same key).
 fn fixtures_root() -> PathBuf {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
     for f in ["scripts/reference.py", "scripts/classify_image.py", "scripts/pyimagesearch/config.py"] {
-        std::fs::read(root().join(f)).unwrap().hash(&mut h);
+        h.update(std::fs::read(root().join(f)).unwrap());
     }
     for img in images() {
-        img.file_name().hash(&mut h);
+        h.update(img.file_name().unwrap().as_encoded_bytes());
+        h.update([0]);
     }
-    root().join("target/fixtures").join(format!("{:016x}", h.finish()))
+    root().join("target/fixtures").join(&hex::encode(h.finalize())[..16])
+}
+
+/// The lock that `reference.py fixtures` (which test.sh starts in the background) and the tests take to make
+/// the fixture in `dir`: flock on `.NAME.lock` beside it, held until the returned file is dropped.
+fn fixture_lock(dir: &Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let name = dir.file_name().unwrap().to_string_lossy();
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(dir.with_file_name(format!(".{name}.lock"))).unwrap();
+    // SAFETY: flock on a file descriptor this function owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "flock {}", dir.display());
+    lock
 }
 
 /// Removes fixtures made by other versions of the reference (gigabytes each), once per test binary.
@@ -103,6 +117,7 @@ fn make_fixture(model: &str, zip_only: bool) -> Fixture {
     {
         let lock = generating(&dir.to_string_lossy());
         let _lock = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _file_lock = fixture_lock(&dir);
         if !logits_file.exists() {
             let name = dir.file_name().unwrap().to_string_lossy();
             let tmp = fixtures_root().join(format!(".{name}.{}", std::process::id()));
