@@ -496,6 +496,11 @@ impl Opts {
         let kind = precision(self.half, self.device)?;
         let labels = self.labels.map_or(LabelSource::ImageNet, LabelSource::File);
         check_top_k(self.top_k, &labels)?;
+        // With the built-in labels the class to explain is known before the model loads; a label file is read
+        // after loading, with the model's class count.
+        if let (Some(class), LabelSource::ImageNet) = (&self.explain_class, &labels) {
+            explained_class(class, &classify_image::Labels::imagenet())?;
+        }
         let sink = resolve_sink(self.output, self.output_dir, &source)?;
         let (model, model_name, preset) = self.model.resolve();
         let window = resolve_window(self.show, &sink, &source, self.format, split)?;
@@ -617,6 +622,23 @@ fn check_top_k(top_k: usize, labels: &LabelSource) -> Result<(), Error> {
     match labels {
         LabelSource::ImageNet => top_k_fits(top_k, 1000),
         LabelSource::File(_) => Ok(()),
+    }
+}
+
+/// The one class that `--explain-class` names.
+pub fn explained_class(name: &str, labels: &classify_image::Labels) -> Result<usize, Error> {
+    match labels.find(name).as_slice() {
+        [class] => Ok(*class),
+        [] => Err(Error::Usage(format!(
+            "--explain-class {name}: no such class; give an index from 0 to {} or a name from the labels, e.g. {}",
+            labels.len() - 1,
+            labels.get(0).split(',').next().unwrap_or_default()
+        ))),
+        several => Err(Error::Usage(format!(
+            "--explain-class {name} names {} classes ({}); give one index",
+            several.len(),
+            several.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+        ))),
     }
 }
 

@@ -68,7 +68,7 @@ fn load(req: &Request, report: &mut Reporter) -> Result<Loaded> {
         None => None,
         Some(_) if !classifier.explainable() => return Err(Error::NoCamLayer),
         Some(Explain::Top1) => Some(None),
-        Some(Explain::Class(name)) => Some(Some(explained_class(name, &labels)?)),
+        Some(Explain::Class(name)) => Some(Some(cli::explained_class(name, &labels)?)),
     };
     Ok(Loaded { classifier, labels, explain })
 }
@@ -87,23 +87,6 @@ pub fn classifier(model: &Model, file: &Path, preset: Preset, device: Device, ki
     match model {
         Model::Zoo { id, .. } => Ok(Classifier::with_precision(*id, file, device, kind)?.with_preset(preset)),
         Model::TorchScript(_) => Classifier::torchscript(file, preset, device, kind),
-    }
-}
-
-/// The one class that `--explain-class` names.
-fn explained_class(name: &str, labels: &Labels) -> Result<usize> {
-    match labels.find(name).as_slice() {
-        [class] => Ok(*class),
-        [] => Err(Error::Usage(format!(
-            "--explain-class {name}: no such class; give an index from 0 to {} or a name from the labels, e.g. {}",
-            labels.len() - 1,
-            labels.get(0).split(',').next().unwrap_or_default()
-        ))),
-        several => Err(Error::Usage(format!(
-            "--explain-class {name} names {} classes ({}); give one index",
-            several.len(),
-            several.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
-        ))),
     }
 }
 

@@ -285,7 +285,7 @@ fn bad_explain_requests_fail_with_one_line() {
     for (class, needle) in
         [("crane", "names 2 classes (134, 517)"), ("unicorn", "no such class"), ("1000", "no such class")]
     {
-        let (code, _, stderr) = run(&[
+        let (code, stdout, stderr) = run(&[
             "-m".as_ref(),
             "efficientnet_lite0".as_ref(),
             "--explain-class".as_ref(),
@@ -298,6 +298,8 @@ fn bad_explain_requests_fail_with_one_line() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(needle), "--explain-class {class}: {stderr}");
         assert!(!out.exists(), "--explain-class {class} wrote {}", out.display());
+        // With the built-in labels it is refused before the model loads: nothing on stdout.
+        assert!(stdout.is_empty(), "--explain-class {class}: {stdout}");
     }
     // A TorchScript module has no target layer.
     let export = common::export_fixture();
