@@ -36,19 +36,17 @@ pub fn run(req: &Request, paths: &[PathBuf]) -> Result<Outcome> {
     'batches: for batch in inputs.chunks(req.batch_size) {
         let read: Vec<Result<_>> = batch.iter().map(|input| first.take().map_or_else(|| read(input), Ok)).collect();
         let readable: Vec<&Mat> = read.iter().filter_map(|r| r.as_ref().ok().map(|(image, _)| image)).collect();
-        // With --explain each image gets its own forward pass (and a backward one) in `Loaded::score`.
-        let batch_scores = match loaded.explain {
-            None => loaded.classifier.classify_batch(&readable)?,
-            Some(_) => Vec::new(),
-        };
-        let mut scores = batch_scores.into_iter();
+        // With --explain each image that is drawn gets its own forward pass (and a backward one) in
+        // `Loaded::score`; the others are classified in one batch.
+        let explain = draw && loaded.explain.is_some();
+        let mut scores = if explain { Vec::new() } else { loaded.classifier.classify_batch(&readable)? }.into_iter();
         // Reported in input order: each image's result, or why it could not be classified.
         for (input, image) in batch.iter().zip(read) {
             let name = input.path.display().to_string();
             let outcome = image.and_then(|(image, warnings)| {
-                let (scores, map) = match scores.next() {
-                    Some(scores) => (scores, None),
-                    None => loaded.score(&image)?,
+                let (scores, map) = match explain {
+                    true => loaded.score(&image)?,
+                    false => (scores.next().expect("one result per readable image"), None),
                 };
                 for warning in &warnings {
                     progress.suspend(|| eprintln!("warning: {name}: {warning}"));
