@@ -69,8 +69,8 @@ pub struct Opts {
     #[arg(long)]
     explain: bool,
 
-    /// The heatmap of this class instead of the top-1: its index (0-based) or one of its label's names, e.g.
-    /// tabby or "tiger cat" (implies --explain)
+    /// The heatmap of this class instead of the top-1: its index (0-based), one of its label's names, e.g.
+    /// tabby or "tiger cat", or its WordNet id with the built-in labels (implies --explain)
     #[arg(long, value_name = "CLASS")]
     explain_class: Option<String>,
 
@@ -499,7 +499,7 @@ impl Opts {
         // With the built-in labels the class to explain is known before the model loads; a label file is read
         // after loading, with the model's class count.
         if let (Some(class), LabelSource::ImageNet) = (&self.explain_class, &labels) {
-            explained_class(class, &classify_image::Labels::imagenet())?;
+            explained_class(class, &classify_image::Labels::imagenet(), true)?;
         }
         let sink = resolve_sink(self.output, self.output_dir, &source)?;
         let (model, model_name, preset) = self.model.resolve();
@@ -625,21 +625,10 @@ fn check_top_k(top_k: usize, labels: &LabelSource) -> Result<(), Error> {
     }
 }
 
-/// The one class that `--explain-class` names.
-pub fn explained_class(name: &str, labels: &classify_image::Labels) -> Result<usize, Error> {
-    match labels.find(name).as_slice() {
-        [class] => Ok(*class),
-        [] => Err(Error::Usage(format!(
-            "--explain-class {name}: no such class; give an index from 0 to {} or a name from the labels, e.g. {}",
-            labels.len() - 1,
-            labels.get(0).split(',').next().unwrap_or_default()
-        ))),
-        several => Err(Error::Usage(format!(
-            "--explain-class {name} names {} classes ({}); give one index",
-            several.len(),
-            several.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
-        ))),
-    }
+/// The one class that `--explain-class` names ([`classify_image::Labels::class`]); WordNet ids with the
+/// built-in ImageNet labels (`wnids`).
+pub fn explained_class(name: &str, labels: &classify_image::Labels, wnids: bool) -> Result<usize, Error> {
+    labels.class(name, wnids).map_err(|why| Error::Usage(format!("--explain-class {why}")))
 }
 
 /// `-k` against the number of classes the labels name.

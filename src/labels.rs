@@ -56,6 +56,32 @@ impl Labels {
         (0..self.names.len()).filter(|&i| fits(&self.names[i])).collect()
     }
 
+    /// The one class that `name` names, or why there is none, in words: a WordNet id (`n01440764`; only with
+    /// `wnids`, for the built-in ImageNet labels), a name or the whole line of a label ([`Labels::find`]), or an
+    /// index.
+    pub fn class(&self, name: &str, wnids: bool) -> std::result::Result<usize, String> {
+        let name = name.trim();
+        if wnids && is_wnid(name) {
+            return imagenet_class(name).ok_or_else(|| format!("{name} is not the WordNet id of an ImageNet-1k class"));
+        }
+        let example = self.get(0).split(',').next().unwrap_or_default();
+        let last = self.len().saturating_sub(1);
+        match self.find(name).as_slice() {
+            [class] => Ok(*class),
+            [] if wnids => Err(format!(
+                "'{name}' is not a class; give a WordNet id (n01440764), a label name ({example}) or an index from 0 \
+                 to {last}"
+            )),
+            [] => Err(format!("'{name}' is not a class; give a label name ({example}) or an index from 0 to {last}")),
+            several => Err(format!(
+                "'{name}' names {} classes ({}); give {}one index",
+                several.len(),
+                several.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
+                if wnids { "its WordNet id or " } else { "" }
+            )),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

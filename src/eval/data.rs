@@ -4,7 +4,7 @@
 //! before the model loads; an image that cannot be read is found when it is read, and counted as a failure.
 use classify_image::error::{Error, ImageError, Result};
 use classify_image::inputs::{self, Input};
-use classify_image::{labels, Labels};
+use classify_image::Labels;
 use std::path::{Path, PathBuf};
 
 /// One image and its true class.
@@ -14,39 +14,15 @@ pub struct Labelled {
     pub class: usize,
 }
 
-/// How class names are read: a label's name or index and, with the built-in ImageNet labels, a WordNet id.
+/// How class names are read: by [`Labels::class`], with WordNet ids for the built-in ImageNet labels.
 pub struct Classes<'a> {
     pub labels: &'a Labels,
     pub wnids: bool,
 }
 
 impl Classes<'_> {
-    /// The class that `name` names, or why there is none.
     fn find(&self, name: &str) -> std::result::Result<usize, String> {
-        let name = name.trim();
-        if self.wnids && labels::is_wnid(name) {
-            return labels::imagenet_class(name)
-                .ok_or_else(|| format!("{name} is not the WordNet id of an ImageNet-1k class"));
-        }
-        let example = self.labels.get(0).split(',').next().unwrap_or_default();
-        match self.labels.find(name).as_slice() {
-            [class] => Ok(*class),
-            [] if self.wnids => Err(format!(
-                "'{name}' is not a class; give a WordNet id (n01440764), a label name ({example}) or an index from 0 \
-                 to {}",
-                self.labels.len() - 1
-            )),
-            [] => Err(format!(
-                "'{name}' is not a class; give a label name ({example}) or an index from 0 to {}",
-                self.labels.len() - 1
-            )),
-            several => Err(format!(
-                "'{name}' names {} classes ({}); give {}one index",
-                several.len(),
-                several.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
-                if self.wnids { "its WordNet id or " } else { "" }
-            )),
-        }
+        self.labels.class(name, self.wnids)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::report::Reporter;
 use classify_image::error::{Error, Result};
 use classify_image::models::Preset;
 use classify_image::weights::hub::Fetch;
-use classify_image::{cam, sink, weights, Classifier, Labels, Scores};
+use classify_image::{cam, sink, weights, Classifier, LabelSource, Labels, Scores};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use std::path::{Path, PathBuf};
@@ -68,7 +68,10 @@ fn load(req: &Request, report: &mut Reporter) -> Result<Loaded> {
         None => None,
         Some(_) if !classifier.explainable() => return Err(Error::NoCamLayer),
         Some(Explain::Top1) => Some(None),
-        Some(Explain::Class(name)) => Some(Some(cli::explained_class(name, &labels)?)),
+        Some(Explain::Class(name)) => {
+            let wnids = matches!(req.labels, LabelSource::ImageNet);
+            Some(Some(cli::explained_class(name, &labels, wnids)?))
+        }
     };
     Ok(Loaded { classifier, labels, explain })
 }

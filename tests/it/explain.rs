@@ -283,7 +283,7 @@ fn bad_explain_requests_fail_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.png");
     for (class, needle) in
-        [("crane", "names 2 classes (134, 517)"), ("unicorn", "no such class"), ("1000", "no such class")]
+        [("crane", "names 2 classes (134, 517)"), ("unicorn", "is not a class"), ("1000", "is not a class")]
     {
         let (code, stdout, stderr) = run(&[
             "-m".as_ref(),
