@@ -5,6 +5,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; run scripts/setup.sh");
+    compile_kernels(std::path::Path::new(&lib));
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     // rustc links with --as-needed, which drops libtorch_cuda (no symbol of ours refers to it), and then
     // libtorch never registers its CUDA hooks: Cuda::is_available() is false even on a GPU. Forcing
@@ -29,4 +30,24 @@ fn main() {
     }
     let joined: Vec<String> = folders.iter().map(|p| p.display().to_string()).collect();
     println!("cargo:rustc-env=CLASSIFY_IMAGE_SITE_PACKAGES={}", joined.join(":"));
+}
+
+/// csrc/kernels.cpp: libtorch's fused and quantized CPU operators, which tch's generated API does not reach,
+/// compiled against the same libtorch headers and C++ ABI as torch-sys compiles its own C++ with.
+fn compile_kernels(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=csrc/kernels.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let include = lib.join("../include");
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .file("csrc/kernels.cpp")
+        .compile("classify_image_kernels");
 }

@@ -3,6 +3,7 @@
 pub mod densenet;
 pub mod efficientnet_lite;
 pub mod inception;
+pub mod kernels;
 pub mod layers;
 pub mod mobilenet;
 pub mod resnet;

@@ -1,0 +1,319 @@
+//! libtorch's fused and quantized CPU operators, outside tch's generated API, through csrc/kernels.cpp:
+//! oneDNN convolutions with prepacked weights and a fused activation or residual sum, and the int8 convolutions
+//! and additions of the x86 quantization engine. Each wrapper returns libtorch's error as a `tch::TchError`.
+use std::ffi::{c_char, c_void, CStr};
+use tch::{TchError, Tensor};
+use torch_sys::C_tensor;
+
+extern "C" {
+    fn ci_reorder_conv_weight(
+        weight: *const C_tensor,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        input_size: *const i64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn ci_conv_pointwise(
+        x: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        attr: *const c_char,
+        lo: f64,
+        hi: f64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn ci_conv_pointwise_add_(
+        other: *mut C_tensor,
+        x: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        relu: i32,
+    ) -> *mut c_char;
+    fn ci_use_x86_quantized_engine() -> *mut c_char;
+    fn ci_qconv_prepack(
+        qweight: *const C_tensor,
+        bias: *const C_tensor,
+        stride: *const i64,
+        padding: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        packed: *mut *mut c_void,
+    ) -> *mut c_char;
+    fn ci_qconv_free(packed: *mut c_void);
+    fn ci_qconv(
+        qx: *const C_tensor,
+        packed: *const c_void,
+        scale: f64,
+        zero_point: i64,
+        relu: i32,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn ci_qadd(
+        a: *const C_tensor,
+        b: *const C_tensor,
+        scale: f64,
+        zero_point: i64,
+        relu: i32,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+}
+
+/// The C++ side's error message, if any, freed here.
+fn check(error: *mut c_char) -> Result<(), TchError> {
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null result is a NUL-terminated string from malloc, owned by us from here on.
+    let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
+    unsafe { libc::free(error.cast()) };
+    Err(TchError::Torch(message))
+}
+
+/// A tensor the C++ side allocated for us.
+fn take(out: *mut C_tensor) -> Tensor {
+    // SAFETY: the C++ side wrote a heap `at::Tensor*` that nothing else owns.
+    unsafe { Tensor::from_ptr(out) }
+}
+
+fn optional(t: Option<&Tensor>) -> *const C_tensor {
+    t.map_or(std::ptr::null(), Tensor::as_ptr)
+}
+
+/// The geometry of a 2-D convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub stride: [i64; 2],
+    pub padding: [i64; 2],
+    pub dilation: [i64; 2],
+    pub groups: i64,
+}
+
+/// A unary activation fused into a convolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unary {
+    None,
+    Relu,
+    /// Clamp to [lo, hi]: ReLU6 is `Hardtanh(0, 6)`.
+    Hardtanh(f64, f64),
+    Hardswish,
+}
+
+impl Unary {
+    fn attr(self) -> (&'static CStr, f64, f64) {
+        match self {
+            Unary::None => (c"none", 0.0, 0.0),
+            Unary::Relu => (c"relu", 0.0, 0.0),
+            Unary::Hardtanh(lo, hi) => (c"hardtanh", lo, hi),
+            Unary::Hardswish => (c"hardswish", 0.0, 0.0),
+        }
+    }
+}
+
+/// `weight` in oneDNN's blocked layout for inputs of `input_size` (N, C, H, W): prepacked once, so that no
+/// convolution reorders it again.
+pub fn reorder_conv_weight(weight: &Tensor, g: Geometry, input_size: [i64; 4]) -> Result<Tensor, TchError> {
+    let mut out = std::ptr::null_mut();
+    check(unsafe {
+        ci_reorder_conv_weight(
+            weight.as_ptr(),
+            g.padding.as_ptr(),
+            g.stride.as_ptr(),
+            g.dilation.as_ptr(),
+            g.groups,
+            input_size.as_ptr(),
+            &mut out,
+        )
+    })?;
+    Ok(take(out))
+}
+
+/// `act(conv2d(x, weight, bias))` as one oneDNN primitive; `weight` plain or from [`reorder_conv_weight`].
+pub fn conv_pointwise(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: Geometry,
+    act: Unary,
+) -> Result<Tensor, TchError> {
+    let (attr, lo, hi) = act.attr();
+    let mut out = std::ptr::null_mut();
+    check(unsafe {
+        ci_conv_pointwise(
+            x.as_ptr(),
+            weight.as_ptr(),
+            optional(bias),
+            g.padding.as_ptr(),
+            g.stride.as_ptr(),
+            g.dilation.as_ptr(),
+            g.groups,
+            attr.as_ptr(),
+            lo,
+            hi,
+            &mut out,
+        )
+    })?;
+    Ok(take(out))
+}
+
+/// `other += conv2d(x, weight, bias)`, then ReLU if `relu`, as one oneDNN primitive writing into `other`.
+pub fn conv_pointwise_add_(
+    other: &mut Tensor,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: Geometry,
+    relu: bool,
+) -> Result<(), TchError> {
+    check(unsafe {
+        ci_conv_pointwise_add_(
+            other.as_mut_ptr(),
+            x.as_ptr(),
+            weight.as_ptr(),
+            optional(bias),
+            g.padding.as_ptr(),
+            g.stride.as_ptr(),
+            g.dilation.as_ptr(),
+            g.groups,
+            relu as i32,
+        )
+    })
+}
+
+/// Selects libtorch's x86 engine (FBGEMM and oneDNN) for quantized operators.
+pub fn use_x86_quantized_engine() -> Result<(), TchError> {
+    check(unsafe { ci_use_x86_quantized_engine() })
+}
+
+/// An int8 convolution's weights, packed for the quantized engine.
+pub struct QConvPacked(*mut c_void);
+
+// SAFETY: the packed parameters are immutable once made; libtorch's quantized convolutions only read them.
+unsafe impl Send for QConvPacked {}
+unsafe impl Sync for QConvPacked {}
+
+impl Drop for QConvPacked {
+    fn drop(&mut self) {
+        unsafe { ci_qconv_free(self.0) }
+    }
+}
+
+impl std::fmt::Debug for QConvPacked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QConvPacked")
+    }
+}
+
+impl QConvPacked {
+    /// Packs `qweight` (qint8, quantized per output channel) and the float `bias`.
+    pub fn new(qweight: &Tensor, bias: Option<&Tensor>, g: Geometry) -> Result<Self, TchError> {
+        let mut packed = std::ptr::null_mut();
+        check(unsafe {
+            ci_qconv_prepack(
+                qweight.as_ptr(),
+                optional(bias),
+                g.stride.as_ptr(),
+                g.padding.as_ptr(),
+                g.dilation.as_ptr(),
+                g.groups,
+                &mut packed,
+            )
+        })?;
+        Ok(QConvPacked(packed))
+    }
+
+    /// The convolution of the quint8 tensor `qx`, requantized to (`scale`, `zero_point`), with ReLU if `relu`.
+    pub fn forward(&self, qx: &Tensor, scale: f64, zero_point: i64, relu: bool) -> Result<Tensor, TchError> {
+        let mut out = std::ptr::null_mut();
+        check(unsafe { ci_qconv(qx.as_ptr(), self.0, scale, zero_point, relu as i32, &mut out) })?;
+        Ok(take(out))
+    }
+}
+
+/// `a + b` for two quint8 tensors, requantized to (`scale`, `zero_point`), with ReLU if `relu`.
+pub fn qadd(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, relu: bool) -> Result<Tensor, TchError> {
+    let mut out = std::ptr::null_mut();
+    check(unsafe { ci_qadd(a.as_ptr(), b.as_ptr(), scale, zero_point, relu as i32, &mut out) })?;
+    Ok(take(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::layers::channels_last;
+    use tch::{Device, Kind};
+
+    trait ChannelsLast {
+        fn to_channels_last(self) -> Tensor;
+    }
+    impl ChannelsLast for Tensor {
+        fn to_channels_last(self) -> Tensor {
+            channels_last(&self)
+        }
+    }
+
+    const PLAIN: Geometry = Geometry { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        f64::try_from((a - b).abs().max()).unwrap()
+    }
+
+    #[test]
+    fn fused_convolutions_equal_aten_ones() {
+        let _guard = tch::no_grad_guard();
+        tch::manual_seed(3);
+        let opts = (Kind::Float, Device::Cpu);
+        let x = Tensor::randn([2, 8, 12, 12], opts).to_channels_last();
+        let w = Tensor::randn([16, 8, 3, 3], opts);
+        let b = Tensor::randn([16], opts);
+        let plain = x.conv2d(&w, Some(&b), [1, 1], [1, 1], [1, 1], 1);
+        let packed = reorder_conv_weight(&w, PLAIN, [2, 8, 12, 12]).unwrap();
+        for (act, expected) in [
+            (Unary::None, plain.shallow_clone()),
+            (Unary::Relu, plain.relu()),
+            (Unary::Hardtanh(0.0, 6.0), plain.clamp(0.0, 6.0)),
+            (Unary::Hardswish, plain.hardswish()),
+        ] {
+            for weight in [&w, &packed] {
+                let got = conv_pointwise(&x, weight, Some(&b), PLAIN, act).unwrap();
+                assert!(max_diff(&got, &expected) < 1e-4, "{act:?}");
+            }
+        }
+        let mut other = Tensor::randn([2, 16, 12, 12], opts).to_channels_last();
+        let expected = (&plain + &other).relu();
+        conv_pointwise_add_(&mut other, &x, &packed, Some(&b), PLAIN, true).unwrap();
+        assert!(max_diff(&other, &expected) < 1e-4);
+    }
+
+    #[test]
+    fn quantized_convolution_and_addition_follow_their_float_versions() {
+        let _guard = tch::no_grad_guard();
+        use_x86_quantized_engine().unwrap();
+        tch::manual_seed(4);
+        let opts = (Kind::Float, Device::Cpu);
+        let x = Tensor::rand([1, 8, 10, 10], opts);
+        let w = Tensor::randn([16, 8, 3, 3], opts) * 0.1;
+        let b = Tensor::randn([16], opts) * 0.1;
+        let scales = w.abs().amax([1, 2, 3], false).to_kind(Kind::Double) / 127.0;
+        let zeros = Tensor::zeros([16], (Kind::Int64, Device::Cpu));
+        let qw = w.quantize_per_channel(&scales, &zeros, 0, Kind::QInt8);
+        let packed = QConvPacked::new(&qw, Some(&b), PLAIN).unwrap();
+        let qx = x.quantize_per_tensor(1.0 / 255.0, 0, Kind::QUInt8);
+        let expected = x.conv2d(&w, Some(&b), [1, 1], [1, 1], [1, 1], 1).relu();
+        let got = packed.forward(&qx, 0.02, 0, true).unwrap().dequantize();
+        assert!(max_diff(&got, &expected) < 0.05, "int8 convolution off by {}", max_diff(&got, &expected));
+        let sum = qadd(&qx, &qx, 2.0 / 255.0, 0, false).unwrap().dequantize();
+        assert!(max_diff(&sum, &(&x * 2.0)) < 0.01);
+        // A bad call is an error, not an abort.
+        assert!(packed.forward(&x, 0.02, 0, true).is_err());
+    }
+}
