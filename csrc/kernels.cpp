@@ -64,6 +64,16 @@ at::Tensor run(const c10::OperatorHandle &handle, torch::jit::Stack &stack) {
 
 extern "C" {
 
+// Whether this libtorch has oneDNN and its fused convolution operator.
+int ci_has_onednn() {
+    try {
+        return at::hasMKLDNN() &&
+               c10::Dispatcher::singleton().findSchema({"mkldnn::_convolution_pointwise", ""}).has_value();
+    } catch (...) {
+        return 0;
+    }
+}
+
 // oneDNN's blocked layout for a convolution weight, chosen for inputs of `input_size` (N, C, H, W).
 char *ci_reorder_conv_weight(const at::Tensor *weight, const int64_t *padding, const int64_t *stride,
                              const int64_t *dilation, int64_t groups, const int64_t *input_size, at::Tensor **out) {
@@ -96,15 +106,14 @@ char *ci_conv_pointwise(const at::Tensor *x, const at::Tensor *weight, const at:
     });
 }
 
-// other += conv2d(x, weight, bias), then ReLU if `relu`: the residual sum fused into the convolution, written
-// into `other`.
-char *ci_conv_pointwise_add_(at::Tensor *other, const at::Tensor *x, const at::Tensor *weight, const at::Tensor *bias,
-                             const int64_t *padding, const int64_t *stride, const int64_t *dilation, int64_t groups,
-                             int relu) {
+// conv2d(x, weight, bias) + other, then ReLU if `relu`: the residual sum fused into the convolution.
+char *ci_conv_pointwise_add(const at::Tensor *x, const at::Tensor *other, const at::Tensor *weight,
+                            const at::Tensor *bias, const int64_t *padding, const int64_t *stride,
+                            const int64_t *dilation, int64_t groups, int relu, at::Tensor **out) {
     return guarded([&] {
-        static const auto handle = op("mkldnn::_convolution_pointwise_", "binary");
-        torch::jit::Stack stack{*other,
-                                *x,
+        static const auto handle = op("mkldnn::_convolution_pointwise", "binary");
+        torch::jit::Stack stack{*x,
+                                *other,
                                 *weight,
                                 optional_tensor(bias),
                                 list2(padding),
@@ -116,7 +125,7 @@ char *ci_conv_pointwise_add_(at::Tensor *other, const at::Tensor *x, const at::T
                                 relu ? c10::IValue(std::string("relu")) : c10::IValue(),
                                 std::vector<c10::optional<c10::Scalar>>{},
                                 c10::IValue()};
-        handle.callBoxed(&stack);
+        *out = new at::Tensor(run(handle, stack));
     });
 }
 

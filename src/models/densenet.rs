@@ -1,6 +1,6 @@
 //! DenseNet (Huang et al., 2016), as torchvision builds it. Unlike `tch::vision::densenet`, the transitions and
 //! the final pool take the mean, as torchvision's do: tch's sums put its logits off by up to 3.6e4.
-use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear, Params, P};
+use super::layers::{Act, BatchNorm2d, Conv2d, ConvCfg, Linear, Params, P};
 use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
@@ -33,7 +33,7 @@ struct BnReluConv {
 impl BnReluConv {
     fn load(p: &P, (bn, conv): (&str, &str), cin: i64, cout: i64, k: i64) -> Result<Self, BuildError> {
         Ok(BnReluConv {
-            bn: BatchNorm2d::load(&p.sub(bn), cin, EPS)?,
+            bn: BatchNorm2d::load(&p.sub(bn), cin, EPS)?.standalone(p),
             conv: Conv2d::load(&p.sub(conv), cin, cout, [k, k], ConvCfg::default().pad(k / 2).no_bias())?,
         })
     }
@@ -81,19 +81,27 @@ fn legacy_name(key: &str) -> Option<String> {
 pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
     params.rename_keys(legacy_name);
     let f = params.root().sub("features");
-    let stem =
-        Conv2d::load(&f.sub("conv0"), 3, cfg.init_features, [7, 7], ConvCfg::default().stride(2).pad(3).no_bias())?;
-    let stem = BatchNorm2d::load(&f.sub("norm0"), cfg.init_features, EPS)?.fold_into(stem, &f);
+    let stem_cfg = ConvCfg::default().stride(2).pad(3).no_bias();
+    let stem = Conv2d::load_bn(&f.sub("conv0"), &f.sub("norm0"), 3, cfg.init_features, [7, 7], stem_cfg, EPS)?
+        .with_act(Act::Relu);
     let (mut stages, mut c) = (Vec::new(), cfg.init_features);
     for (i, &layers) in cfg.blocks.iter().enumerate() {
         let block = f.sub(format!("denseblock{}", i + 1));
         for j in 0..layers {
             let l = block.sub(format!("denselayer{}", j + 1));
             let inner = BN_SIZE * cfg.growth;
-            let bottleneck = BnReluConv::load(&l, ("norm1", "conv1"), c, inner, 1)?;
             let bottleneck = BnReluConv {
-                conv: BatchNorm2d::load(&l.sub("norm2"), inner, EPS)?.fold_into(bottleneck.conv, &l),
-                ..bottleneck
+                bn: BatchNorm2d::load(&l.sub("norm1"), c, EPS)?.standalone(&l),
+                conv: Conv2d::load_bn(
+                    &l.sub("conv1"),
+                    &l.sub("norm2"),
+                    c,
+                    inner,
+                    [1, 1],
+                    ConvCfg::default().no_bias(),
+                    EPS,
+                )?
+                .with_act(Act::Relu),
             };
             let conv2 = Conv2d::load(&l.sub("conv2"), inner, cfg.growth, [3, 3], ConvCfg::default().pad(1).no_bias())?;
             stages.push(Stage::Layer(bottleneck, conv2));
@@ -105,16 +113,16 @@ pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildErr
             c /= 2;
         }
     }
-    let final_bn = BatchNorm2d::load(&f.sub("norm5"), c, EPS)?;
+    let final_bn = BatchNorm2d::load(&f.sub("norm5"), c, EPS)?.standalone(&f);
     let classifier = Linear::load(&params.root().sub("classifier"), c, None)?;
     Ok(Box::new(DenseNet { stem, stages, final_bn, classifier }))
 }
 
 impl Split for DenseNet {
     fn features(&self, xs: &Tensor) -> Tensor {
-        let x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = self.stem.forward(xs).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         let x = self.stages.iter().fold(x, |x, stage| match stage {
-            Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x).relu_())], 1),
+            Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x))], 1),
             Stage::Transition(t) => t.forward(&x).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),
         });
         self.final_bn.forward(&x)

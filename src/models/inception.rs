@@ -1,7 +1,7 @@
 //! Inception v3 (Szegedy et al., 2015), as torchvision builds it, with `transform_input` on, as
 //! `inception_v3(pretrained=True)` sets it and so as the seed's model runs. The auxiliary classifier only
 //! matters in training; its weights are accepted and left unused.
-use super::layers::{ConvBn, ConvCfg, Linear, Params, P};
+use super::layers::{Act, ConvBn, ConvCfg, Linear, Params, P};
 use super::{BuildError, Network, Split};
 use crate::config::{MEAN, STD};
 use tch::{nn::Module, Tensor};
@@ -18,7 +18,7 @@ struct Basic(ConvBn);
 
 impl Basic {
     fn load(p: &P, name: &str, cin: i64, cout: i64, kernel: [i64; 2], cfg: ConvCfg) -> Result<Self, BuildError> {
-        Ok(Basic(ConvBn::load(&p.sub(name), ("conv", "bn"), cin, cout, kernel, cfg, 1e-3)?))
+        Ok(Basic(ConvBn::load(&p.sub(name), ("conv", "bn"), cin, cout, kernel, cfg, 1e-3)?.with_act(Act::Relu)))
     }
     fn k(p: &P, name: &str, cin: i64, cout: i64, k: i64) -> Result<Self, BuildError> {
         Self::load(p, name, cin, cout, [k, k], ConvCfg::default().pad(k / 2))
@@ -38,7 +38,7 @@ impl Basic {
 
 impl Module for Basic {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.0.forward(xs).relu_()
+        self.0.forward(xs)
     }
 }
 

@@ -6,6 +6,7 @@ use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
 
 extern "C" {
+    fn ci_has_onednn() -> i32;
     fn ci_reorder_conv_weight(
         weight: *const C_tensor,
         padding: *const i64,
@@ -28,9 +29,9 @@ extern "C" {
         hi: f64,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
-    fn ci_conv_pointwise_add_(
-        other: *mut C_tensor,
+    fn ci_conv_pointwise_add(
         x: *const C_tensor,
+        other: *const C_tensor,
         weight: *const C_tensor,
         bias: *const C_tensor,
         padding: *const i64,
@@ -38,6 +39,7 @@ extern "C" {
         dilation: *const i64,
         groups: i64,
         relu: i32,
+        out: *mut *mut C_tensor,
     ) -> *mut c_char;
     fn ci_use_x86_quantized_engine() -> *mut c_char;
     fn ci_qconv_prepack(
@@ -87,6 +89,12 @@ fn take(out: *mut C_tensor) -> Tensor {
 
 fn optional(t: Option<&Tensor>) -> *const C_tensor {
     t.map_or(std::ptr::null(), Tensor::as_ptr)
+}
+
+/// Whether this libtorch has oneDNN's fused convolutions (x86 and ARM builds of PyTorch do).
+pub fn has_onednn() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| unsafe { ci_has_onednn() } != 0)
 }
 
 /// The geometry of a 2-D convolution.
@@ -165,19 +173,20 @@ pub fn conv_pointwise(
     Ok(take(out))
 }
 
-/// `other += conv2d(x, weight, bias)`, then ReLU if `relu`, as one oneDNN primitive writing into `other`.
-pub fn conv_pointwise_add_(
-    other: &mut Tensor,
+/// `conv2d(x, weight, bias) + other`, then ReLU if `relu`, as one oneDNN primitive.
+pub fn conv_pointwise_add(
     x: &Tensor,
+    other: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     g: Geometry,
     relu: bool,
-) -> Result<(), TchError> {
+) -> Result<Tensor, TchError> {
+    let mut out = std::ptr::null_mut();
     check(unsafe {
-        ci_conv_pointwise_add_(
-            other.as_mut_ptr(),
+        ci_conv_pointwise_add(
             x.as_ptr(),
+            other.as_ptr(),
             weight.as_ptr(),
             optional(bias),
             g.padding.as_ptr(),
@@ -185,8 +194,10 @@ pub fn conv_pointwise_add_(
             g.dilation.as_ptr(),
             g.groups,
             relu as i32,
+            &mut out,
         )
-    })
+    })?;
+    Ok(take(out))
 }
 
 /// Selects libtorch's x86 engine (FBGEMM and oneDNN) for quantized operators.
@@ -288,10 +299,15 @@ mod tests {
                 assert!(max_diff(&got, &expected) < 1e-4, "{act:?}");
             }
         }
-        let mut other = Tensor::randn([2, 16, 12, 12], opts).to_channels_last();
-        let expected = (&plain + &other).relu();
-        conv_pointwise_add_(&mut other, &x, &packed, Some(&b), PLAIN, true).unwrap();
-        assert!(max_diff(&other, &expected) < 1e-4);
+        let other = Tensor::randn([2, 16, 12, 12], opts).to_channels_last();
+        let before = other.copy();
+        for relu in [false, true] {
+            let sum = &plain + &other;
+            let expected = if relu { sum.relu() } else { sum };
+            let got = conv_pointwise_add(&x, &other, &packed, Some(&b), PLAIN, relu).unwrap();
+            assert!(max_diff(&got, &expected) < 1e-4);
+        }
+        assert_eq!(max_diff(&other, &before), 0.0, "the residual input is left as it was");
     }
 
     #[test]

@@ -5,20 +5,44 @@
 //! by `state_dict` name, checking each shape, so nothing is initialised or copied twice. The layers implement
 //! `tch::nn::Module`, so the families compose them like any tch module.
 //!
-//! Two things are done once here so that inference does less (measurements in BENCHMARKS.md): a BatchNorm that
-//! follows a convolution is folded into that convolution's weights and bias, and on the CPU convolution weights
-//! are stored channels-last, the layout oneDNN's convolutions run fastest in.
+//! Work is done once here so that inference does less (measurements in BENCHMARKS.md): a BatchNorm that follows a
+//! convolution is folded into that convolution's weights and bias; on the CPU, activations are channels-last and
+//! convolutions run as oneDNN primitives with their weights prepacked and their activation (and a residual sum)
+//! fused in ([`super::kernels`]); in int8, weights are quantized once and activations stay quantized from one
+//! convolution to the next ([`super::quant`]).
+pub use super::kernels::Unary as Act;
+use super::kernels::{self, Geometry, QConvPacked};
+use super::quant::{self, Point, QParams, Ranges, Recorder};
 use super::BuildError;
 use crate::weights::NamedTensors;
 use std::cell::RefCell;
+use std::sync::Mutex;
 use tch::{nn::Module, Device, Kind, Tensor};
+
+/// ReLU6, `min(max(x, 0), 6)`, as the clamp oneDNN fuses.
+pub const RELU6: Act = Act::Hardtanh(0.0, 6.0);
+
+/// How a network's convolutions run.
+#[derive(Debug, Clone)]
+pub enum Convs {
+    /// libtorch's `conv2d`, then the activation: GPUs, and CPUs without oneDNN.
+    Aten,
+    /// oneDNN primitives with prepacked weights and fused post-ops: the CPU, in float32 or bfloat16.
+    Onednn,
+    /// As `Onednn`, recording the range of every convolution's input, output and residual sum (int8
+    /// calibration).
+    Calibrate(Recorder),
+    /// int8, with activation ranges from calibration.
+    Int8(Ranges),
+}
 
 /// The loaded tensors, handed out once each by name.
 pub struct Params {
     tensors: RefCell<NamedTensors>,
     device: Device,
-    /// The floating-point type the layers compute in (Float, or Half for `--half`).
+    /// The floating-point type the layers compute in: Float, BFloat16, or Half (CUDA).
     kind: Kind,
+    convs: Convs,
     /// Unit tests only: every tensor the model asks for and the file lacks is made up (zeros of the shape
     /// asked for) and its name and shape recorded, so that a model builds without a weights file.
     #[cfg(test)]
@@ -30,14 +54,23 @@ pub struct Params {
 type MadeUp = (String, Vec<i64>);
 
 impl Params {
+    /// Tensors for a network computing in `kind` on `device`: convolutions through oneDNN on a CPU that has it,
+    /// through libtorch's `conv2d` elsewhere.
     pub fn new(tensors: NamedTensors, device: Device, kind: Kind) -> Self {
+        let convs = if device == Device::Cpu && kernels::has_onednn() { Convs::Onednn } else { Convs::Aten };
         Params {
             tensors: RefCell::new(tensors),
             device,
             kind,
+            convs,
             #[cfg(test)]
             made_up: None,
         }
+    }
+
+    /// The same with convolutions run as `convs` says (int8, calibration, or libtorch's own for comparison).
+    pub fn with_convs(self, convs: Convs) -> Self {
+        Params { convs, ..self }
     }
 
     /// No tensors: each one the model asks for is made up, zeros of the shape it asks for (a `-1`, the
@@ -106,7 +139,7 @@ impl<'a> P<'a> {
     }
 
     /// Takes the float tensor `name`, whose shape must be `shape` (`-1` matches any size), onto the device, in
-    /// the network's floating-point type.
+    /// float32: layers fold and quantize in float32 and then convert to the network's type ([`P::compute`]).
     pub fn take(&self, name: &str, shape: &[i64]) -> Result<Tensor, BuildError> {
         let key = self.key(name);
         let tensor = self.params.tensors.borrow_mut().remove(&key);
@@ -127,7 +160,17 @@ impl<'a> P<'a> {
         if !all_finite(&tensor) {
             return Err(BuildError(format!("has NaN or infinite values in `{key}` (corrupt weights)")));
         }
-        Ok(tensor.to_device(self.params.device).to_kind(self.params.kind).contiguous())
+        Ok(tensor.to_device(self.params.device).to_kind(Kind::Float).contiguous())
+    }
+
+    /// `t` in the network's floating-point type.
+    pub fn compute(&self, t: &Tensor) -> Tensor {
+        t.to_kind(self.params.kind)
+    }
+
+    /// This position's name in the weights (`layer1.0.conv1`).
+    pub fn name(&self) -> &str {
+        &self.prefix
     }
 
     /// In [`Params::made_up`]'s mode, zeros of `shape` (`-1` read as 1000), recorded under `key`.
@@ -138,8 +181,10 @@ impl<'a> P<'a> {
         Some(Tensor::zeros(shape.as_slice(), (Kind::Float, Device::Cpu)))
     }
 
-    /// A convolution weight in the layout its device computes fastest with: channels-last on the CPU.
-    fn conv_layout(&self, weight: Tensor) -> Tensor {
+    /// A convolution weight in the network's type and the layout its device computes fastest with:
+    /// channels-last on the CPU.
+    fn conv_layout(&self, weight: &Tensor) -> Tensor {
+        let weight = self.compute(weight);
         if self.params.device == Device::Cpu {
             channels_last(&weight)
         } else {
@@ -207,26 +252,271 @@ impl ConvCfg {
 
 #[derive(Debug)]
 pub struct Conv2d {
+    /// In the network's floating-point type (channels-last on the CPU).
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     pub cfg: ConvCfg,
+    /// The activation applied to the output (fused where the engine can).
+    act: Act,
+    /// The convolution's name in the weights, which calibration ranges are filed under.
+    name: String,
+    engine: Engine,
 }
+
+/// How one convolution runs.
+#[derive(Debug)]
+enum Engine {
+    /// libtorch's `conv2d`, then the activation.
+    Aten,
+    /// oneDNN with the weight prepacked for each input shape seen (a few kept; batch sizes vary), optionally
+    /// recording ranges for calibration.
+    Onednn {
+        packed: Mutex<Vec<([i64; 4], Tensor)>>,
+        record: Option<Recorder>,
+    },
+    Int8(Box<Int8Conv>),
+}
+
+/// An int8 convolution: packed qint8 weights, and the quantization of its input (where it arrives in floating
+/// point), its output and its residual sum.
+#[derive(Debug)]
+struct Int8Conv {
+    packed: QConvPacked,
+    input: Option<QParams>,
+    output: QParams,
+    sum: Option<QParams>,
+}
+
+/// How many prepacked copies of a weight a convolution keeps, one per input shape.
+const PACKED_SHAPES: usize = 4;
 
 impl Conv2d {
     pub fn load(p: &P, cin: i64, cout: i64, kernel: [i64; 2], cfg: ConvCfg) -> Result<Self, BuildError> {
+        let (weight, bias) = Self::read(p, cin, cout, kernel, cfg)?;
+        Conv2d::new(p, p.name().to_string(), &weight, bias.as_ref(), cfg, Act::None)
+    }
+
+    /// The convolution at `conv` followed by the BatchNorm at `bn`, as one convolution
+    /// ([`BatchNorm2d::fold`]).
+    pub fn load_bn(
+        conv: &P,
+        bn: &P,
+        cin: i64,
+        cout: i64,
+        kernel: [i64; 2],
+        cfg: ConvCfg,
+        eps: f64,
+    ) -> Result<Self, BuildError> {
+        let (weight, bias) = Self::read(conv, cin, cout, kernel, cfg)?;
+        let (weight, bias) = BatchNorm2d::load(bn, cout, eps)?.fold(&weight, bias.as_ref());
+        Conv2d::new(conv, conv.name().to_string(), &weight, Some(&bias), cfg, Act::None)
+    }
+
+    /// The weight and bias in float32.
+    fn read(
+        p: &P,
+        cin: i64,
+        cout: i64,
+        kernel: [i64; 2],
+        cfg: ConvCfg,
+    ) -> Result<(Tensor, Option<Tensor>), BuildError> {
         let weight = p.take("weight", &[cout, cin / cfg.groups, kernel[0], kernel[1]])?;
         let bias = if cfg.bias { Some(p.take("bias", &[cout])?) } else { None };
-        Ok(Conv2d { weight: p.conv_layout(weight), bias, cfg })
+        Ok((weight, bias))
+    }
+
+    /// A convolution of float32 `weight` and `bias`, set up for the network's engine.
+    fn new(
+        p: &P,
+        name: String,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        cfg: ConvCfg,
+        act: Act,
+    ) -> Result<Self, BuildError> {
+        let engine = match &p.params.convs {
+            Convs::Aten => Engine::Aten,
+            Convs::Onednn => Engine::Onednn { packed: Mutex::default(), record: None },
+            Convs::Calibrate(recorder) => Engine::Onednn { packed: Mutex::default(), record: Some(recorder.clone()) },
+            Convs::Int8(ranges) => Engine::Int8(Box::new(Int8Conv::new(&name, ranges, weight, bias, cfg)?)),
+        };
+        let bias = bias.map(|b| p.compute(b));
+        Ok(Conv2d { weight: p.conv_layout(weight), bias, cfg, act, name, engine })
+    }
+
+    /// The same convolution followed by `act`.
+    pub fn with_act(self, act: Act) -> Self {
+        Conv2d { act, ..self }
     }
 
     pub fn out_channels(&self) -> i64 {
         self.weight.size()[0]
     }
+
+    fn geometry(&self) -> Geometry {
+        Geometry { stride: self.cfg.stride, padding: self.cfg.padding, dilation: [1, 1], groups: self.cfg.groups }
+    }
+
+    /// libtorch's convolution without the activation.
+    fn aten(&self, xs: &Tensor) -> Tensor {
+        xs.conv2d(&self.weight, self.bias.as_ref(), self.cfg.stride, self.cfg.padding, [1, 1], self.cfg.groups)
+    }
+
+    fn apply_act(&self, mut y: Tensor) -> Tensor {
+        match self.act {
+            Act::None => y,
+            Act::Relu => y.relu_(),
+            Act::Hardtanh(lo, hi) => y.clamp_(lo, hi),
+            Act::Hardswish => y.hardswish_(),
+        }
+    }
+
+    /// The weight prepacked for inputs shaped like `xs`.
+    fn packed(&self, cache: &Mutex<Vec<([i64; 4], Tensor)>>, xs: &Tensor) -> Tensor {
+        let size = xs.size();
+        let shape = [size[0], size[1], size[2], size[3]];
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, w)) = cache.iter().find(|(s, _)| *s == shape) {
+            return w.shallow_clone();
+        }
+        let w = kernels::reorder_conv_weight(&self.weight, self.geometry(), shape)
+            .unwrap_or_else(|e| panic!("oneDNN cannot prepack `{}` for inputs {shape:?}: {e}", self.name));
+        if cache.len() == PACKED_SHAPES {
+            drop(cache.remove(0));
+        }
+        cache.push((shape, w.shallow_clone()));
+        w
+    }
+
+    /// `conv(xs) + other`, then ReLU if `relu`: a residual connection ending in this convolution, which has no
+    /// activation of its own. `other` is not modified.
+    pub fn forward_add(&self, xs: &Tensor, other: &Tensor, relu: bool) -> Tensor {
+        debug_assert_eq!(self.act, Act::None, "`{}` adds after an activation", self.name);
+        match &self.engine {
+            Engine::Onednn { packed, record } if !xs.requires_grad() => {
+                if let Some(r) = record {
+                    r.record(&self.name, Point::Input, xs);
+                    r.record(
+                        &self.name,
+                        Point::Output,
+                        &kernels::conv_pointwise(
+                            xs,
+                            &self.packed(packed, xs),
+                            self.bias.as_ref(),
+                            self.geometry(),
+                            Act::None,
+                        )
+                        .expect("a convolution"),
+                    );
+                }
+                let y = kernels::conv_pointwise_add(
+                    xs,
+                    other,
+                    &self.packed(packed, xs),
+                    self.bias.as_ref(),
+                    self.geometry(),
+                    relu,
+                )
+                .unwrap_or_else(|e| panic!("oneDNN convolution `{}` failed: {e}", self.name));
+                if let Some(r) = record {
+                    r.record(&self.name, Point::Sum, &y);
+                }
+                y
+            }
+            Engine::Int8(q) => {
+                let y = q.forward(&self.name, xs, false);
+                let sum = q.sum.unwrap_or_else(|| panic!("the calibration has no residual sum at `{}`", self.name));
+                let other = if quant::is_quantized(other) { other.shallow_clone() } else { sum.quantize(other) };
+                kernels::qadd(&y, &other, sum.scale, sum.zero_point, relu)
+                    .unwrap_or_else(|e| panic!("int8 addition after `{}` failed: {e}", self.name))
+            }
+            _ => {
+                let mut y = self.aten(xs);
+                y += other;
+                if relu {
+                    y.relu_()
+                } else {
+                    y
+                }
+            }
+        }
+    }
+}
+
+impl Int8Conv {
+    fn new(
+        name: &str,
+        ranges: &Ranges,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        cfg: ConvCfg,
+    ) -> Result<Self, BuildError> {
+        let missing = |what: &str| {
+            BuildError(format!("the int8 calibration has no {what} range for `{name}` (calibrated for another model?)"))
+        };
+        let r = ranges.get(name).ok_or_else(|| missing("output"))?;
+        let valid = |range: Option<quant::Range>, what: &str| match range {
+            Some(range) if range.is_valid() => Ok(Some(QParams::covering(range))),
+            Some(_) => {
+                Err(BuildError(format!("the int8 calibration's {what} range for `{name}` is not a finite range")))
+            }
+            None => Ok(None),
+        };
+        let output = valid(r.output, "output")?.ok_or_else(|| missing("output"))?;
+        let geometry = Geometry { stride: cfg.stride, padding: cfg.padding, dilation: [1, 1], groups: cfg.groups };
+        let bias = bias.map(|b| b.to_kind(Kind::Float));
+        let packed = QConvPacked::new(&quant::quantize_weight(weight), bias.as_ref(), geometry)
+            .map_err(|e| BuildError(format!("cannot pack `{name}` for int8: {e}")))?;
+        Ok(Int8Conv { packed, input: valid(r.input, "input")?, output, sum: valid(r.sum, "sum")? })
+    }
+
+    /// The convolution of `xs` (quantized here if it arrives in floating point), quantized, ReLU fused if
+    /// `relu`.
+    fn forward(&self, name: &str, xs: &Tensor, relu: bool) -> Tensor {
+        let qx = if quant::is_quantized(xs) {
+            xs.shallow_clone()
+        } else {
+            let input = self.input.unwrap_or_else(|| panic!("the calibration has no input range for `{name}`"));
+            input.quantize(xs)
+        };
+        self.packed
+            .forward(&qx, self.output.scale, self.output.zero_point, relu)
+            .unwrap_or_else(|e| panic!("int8 convolution `{name}` failed: {e}"))
+    }
 }
 
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.conv2d(&self.weight, self.bias.as_ref(), self.cfg.stride, self.cfg.padding, [1, 1], self.cfg.groups)
+        match &self.engine {
+            // Gradients (Grad-CAM) need libtorch's own convolution: oneDNN's fused one has no backward.
+            Engine::Onednn { packed, record } if !xs.requires_grad() => {
+                let y = kernels::conv_pointwise(
+                    xs,
+                    &self.packed(packed, xs),
+                    self.bias.as_ref(),
+                    self.geometry(),
+                    self.act,
+                )
+                .unwrap_or_else(|e| panic!("oneDNN convolution `{}` failed: {e}", self.name));
+                if let Some(r) = record {
+                    r.record(&self.name, Point::Input, xs);
+                    r.record(&self.name, Point::Output, &y);
+                }
+                y
+            }
+            Engine::Int8(q) => {
+                // ReLU and ReLU6 become the quantized output's lower bound, and ReLU6's upper bound the top of
+                // its calibrated range (at most 6).
+                let relu = match self.act {
+                    Act::None => false,
+                    Act::Relu => true,
+                    Act::Hardtanh(0.0, _) => true,
+                    other => panic!("`{}`: no int8 form of {other:?}", self.name),
+                };
+                q.forward(&self.name, xs, relu)
+            }
+            _ => self.apply_act(self.aten(xs)),
+        }
     }
 }
 
@@ -250,18 +540,29 @@ impl BatchNorm2d {
         })
     }
 
+    /// The same BatchNorm computing in the network's floating-point type, as a layer of its own.
+    pub fn standalone(self, p: &P) -> Self {
+        BatchNorm2d {
+            weight: p.compute(&self.weight),
+            bias: p.compute(&self.bias),
+            running_mean: p.compute(&self.running_mean),
+            running_var: p.compute(&self.running_var),
+            eps: self.eps,
+        }
+    }
+
     /// The convolution `conv` followed by this BatchNorm, as one convolution: at inference BatchNorm is
     /// `(y - mean) * gamma / sqrt(var + eps) + beta`, an affine map per channel, which goes into the
     /// convolution's weights and bias. The per-channel factors are computed in float64, so each folded weight
-    /// is rounded once, as in PyTorch's own `fuse_conv_bn_eval`.
-    pub fn fold_into(self, conv: Conv2d, p: &P) -> Conv2d {
-        let kind = conv.weight.kind();
+    /// is rounded once, as in PyTorch's own `fuse_conv_bn_eval`; in float32, whatever type the network then
+    /// computes in. Returns the folded float32 weight and bias.
+    fn fold(self, weight: &Tensor, bias: Option<&Tensor>) -> (Tensor, Tensor) {
         let double = |t: &Tensor| t.to_kind(Kind::Double);
         let scale = double(&self.weight) / (double(&self.running_var) + self.eps).sqrt();
-        let weight = &conv.weight * scale.to_kind(kind).view([-1, 1, 1, 1]);
-        let bias = conv.bias.as_ref().map_or_else(|| scale.zeros_like(), double);
-        let bias = (bias - double(&self.running_mean)) * &scale + double(&self.bias);
-        Conv2d { weight: p.conv_layout(weight), bias: Some(bias.to_kind(kind)), cfg: conv.cfg }
+        let weight = weight * scale.to_kind(Kind::Float).view([-1, 1, 1, 1]);
+        let bias = bias.map_or_else(|| scale.zeros_like(), double);
+        let bias = ((bias - double(&self.running_mean)) * &scale + double(&self.bias)).to_kind(Kind::Float);
+        (weight, bias)
     }
 }
 
@@ -292,7 +593,7 @@ impl Linear {
     pub fn load(p: &P, inputs: i64, outputs: Option<i64>) -> Result<Self, BuildError> {
         let weight = p.take("weight", &[outputs.unwrap_or(-1), inputs])?;
         let bias = p.take("bias", &[weight.size()[0]])?;
-        Ok(Linear { weight, bias })
+        Ok(Linear { weight: p.compute(&weight), bias: p.compute(&bias) })
     }
 
     pub fn outputs(&self) -> i64 {
@@ -301,13 +602,17 @@ impl Linear {
 }
 
 impl Module for Linear {
+    /// An int8 network's features arrive quantized: the classifier runs in floating point.
     fn forward(&self, xs: &Tensor) -> Tensor {
+        if quant::is_quantized(xs) {
+            return xs.dequantize().linear(&self.weight, Some(&self.bias));
+        }
         xs.linear(&self.weight, Some(&self.bias))
     }
 }
 
 /// The convolution + BatchNorm pair that most families are made of, as one convolution with the BatchNorm
-/// folded in ([`BatchNorm2d::fold_into`]); the activation stays with the caller.
+/// folded in ([`BatchNorm2d::fold`]).
 #[derive(Debug)]
 pub struct ConvBn(Conv2d);
 
@@ -322,12 +627,21 @@ impl ConvBn {
         cfg: ConvCfg,
         eps: f64,
     ) -> Result<Self, BuildError> {
-        let conv = Conv2d::load(&p.sub(conv), cin, cout, kernel, cfg.no_bias())?;
-        Ok(ConvBn(BatchNorm2d::load(&p.sub(bn), cout, eps)?.fold_into(conv, p)))
+        Ok(ConvBn(Conv2d::load_bn(&p.sub(conv), &p.sub(bn), cin, cout, kernel, cfg.no_bias(), eps)?))
     }
 
     pub fn out_channels(&self) -> i64 {
         self.0.out_channels()
+    }
+
+    /// The same followed by `act` ([`Conv2d::with_act`]).
+    pub fn with_act(self, act: Act) -> Self {
+        ConvBn(self.0.with_act(act))
+    }
+
+    /// `conv(xs) + other`, then ReLU if `relu` ([`Conv2d::forward_add`]).
+    pub fn forward_add(&self, xs: &Tensor, other: &Tensor, relu: bool) -> Tensor {
+        self.0.forward_add(xs, other, relu)
     }
 }
 
@@ -368,28 +682,51 @@ mod tests {
 
     #[test]
     fn folded_batchnorm_equals_convolution_then_batchnorm() {
+        let _no_grad = tch::no_grad_guard();
         tch::manual_seed(1);
         let opts = (Kind::Float, Device::Cpu);
-        let conv = Conv2d {
-            weight: Tensor::randn([8, 3, 3, 3], opts),
-            bias: Some(Tensor::randn([8], opts)),
-            cfg: ConvCfg::default().pad(1),
-        };
-        let bn = BatchNorm2d {
-            weight: Tensor::rand([8], opts) + 0.5,
-            bias: Tensor::randn([8], opts),
-            running_mean: Tensor::randn([8], opts),
-            running_var: Tensor::rand([8], opts) + 0.1,
-            eps: 1e-3,
-        };
+        let tensors: NamedTensors = [
+            ("conv.weight", Tensor::randn([8, 3, 3, 3], opts)),
+            ("conv.bias", Tensor::randn([8], opts)),
+            ("bn.weight", Tensor::rand([8], opts) + 0.5),
+            ("bn.bias", Tensor::randn([8], opts)),
+            ("bn.running_mean", Tensor::randn([8], opts)),
+            ("bn.running_var", Tensor::rand([8], opts) + 0.1),
+        ]
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t))
+        .collect();
+        let t = |k: &str| tensors[k].shallow_clone();
         let x = channels_last(&Tensor::randn([2, 3, 10, 10], opts));
-        let params = Params::new(NamedTensors::new(), Device::Cpu, Kind::Float);
-        let expected = bn.forward(&conv.forward(&x));
-        let folded = bn.fold_into(conv, &params.root());
-        let diff = f64::try_from((folded.forward(&x) - expected).abs().max()).unwrap();
-        assert!(diff < 1e-5, "folded convolution differs by {diff}");
-        // On the CPU the folded weight is channels-last, and so is the output.
-        assert!(folded.weight.permute([0, 2, 3, 1]).is_contiguous());
-        assert!(folded.forward(&x).permute([0, 2, 3, 1]).is_contiguous());
+        let expected = x.conv2d(&t("conv.weight"), Some(&t("conv.bias")), [1, 1], [1, 1], [1, 1], 1).batch_norm(
+            Some(&t("bn.weight")),
+            Some(&t("bn.bias")),
+            Some(&t("bn.running_mean")),
+            Some(&t("bn.running_var")),
+            false,
+            0.1,
+            1e-3,
+            true,
+        );
+        let copy: NamedTensors = tensors.iter().map(|(k, v)| (k.clone(), v.copy())).collect();
+        for convs in [Convs::Aten, Convs::Onednn] {
+            let params =
+                Params::new(copy.iter().map(|(k, v)| (k.clone(), v.copy())).collect(), Device::Cpu, Kind::Float)
+                    .with_convs(convs.clone());
+            let root = params.root();
+            let cfg = ConvCfg::default().pad(1);
+            let folded = Conv2d::load_bn(&root.sub("conv"), &root.sub("bn"), 3, 8, [3, 3], cfg, 1e-3).unwrap();
+            params.finish(&[]).unwrap();
+            let diff = f64::try_from((folded.forward(&x) - &expected).abs().max()).unwrap();
+            assert!(diff < 1e-5, "{convs:?}: folded convolution differs by {diff}");
+            // On the CPU the folded weight is channels-last, and so is the output.
+            assert!(folded.weight.permute([0, 2, 3, 1]).is_contiguous());
+            assert!(folded.forward(&x).permute([0, 2, 3, 1]).is_contiguous());
+            // With a residual sum and ReLU fused.
+            let other = channels_last(&Tensor::randn([2, 8, 10, 10], opts));
+            let diff = f64::try_from((folded.forward_add(&x, &other, true) - (&expected + &other).relu()).abs().max())
+                .unwrap();
+            assert!(diff < 1e-5, "{convs:?}: fused sum differs by {diff}");
+        }
     }
 }

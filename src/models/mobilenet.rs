@@ -1,37 +1,15 @@
 //! MobileNet V2 (Sandler et al., 2018) and V3 (Howard et al., 2019), as torchvision builds them: inverted
 //! residual blocks of convolution + BatchNorm + activation units, V3 with squeeze-and-excitation.
-use super::layers::{make_divisible, Conv2d, ConvBn, ConvCfg, Linear, P};
+use super::layers::{make_divisible, Act, Conv2d, ConvBn, ConvCfg, Linear, P, RELU6};
 use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
 /// Grad-CAM's target layer: the last layer of `features`, the final 1×1 convolution with its activation.
 pub const CAM_LAYER: &str = "features[-1]";
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Act {
-    None,
-    Relu,
-    Relu6,
-    Hardswish,
-}
-
-impl Act {
-    fn apply(self, x: Tensor) -> Tensor {
-        match self {
-            Act::None => x,
-            Act::Relu => x.relu(),
-            Act::Relu6 => x.relu6(),
-            Act::Hardswish => x.hardswish(),
-        }
-    }
-}
-
 /// torchvision's Conv2dNormActivation: a k×k convolution with "same" padding, BatchNorm, an activation.
 #[derive(Debug)]
-struct Unit {
-    conv_bn: ConvBn,
-    act: Act,
-}
+struct Unit(ConvBn);
 
 /// A [`Unit`]'s settings besides its channels.
 #[derive(Debug, Clone, Copy)]
@@ -50,13 +28,13 @@ impl Unit {
         let UnitCfg { kernel: k, stride, depthwise, eps, act } = cfg;
         let groups = if depthwise { cin } else { 1 };
         let conv = ConvCfg::default().stride(stride).pad((k - 1) / 2).groups(groups);
-        Ok(Unit { conv_bn: ConvBn::load(p, ("0", "1"), cin, cout, [k, k], conv, eps)?, act })
+        Ok(Unit(ConvBn::load(p, ("0", "1"), cin, cout, [k, k], conv, eps)?.with_act(act)))
     }
 }
 
 impl Module for Unit {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.act.apply(self.conv_bn.forward(xs))
+        self.0.forward(xs)
     }
 }
 
@@ -81,7 +59,7 @@ impl Module for Layer {
             Layer::Unit(u) => u.forward(x),
             Layer::Project(p) => p.forward(x),
             Layer::Se(se) => {
-                let scale = se.fc1.forward(&x.adaptive_avg_pool2d([1, 1])).relu();
+                let scale = se.fc1.forward(&x.adaptive_avg_pool2d([1, 1]));
                 x * se.fc2.forward(&scale).hardsigmoid()
             }
         }
@@ -96,11 +74,13 @@ struct InvertedResidual {
 
 impl Module for InvertedResidual {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let y = self.layers.iter().fold(xs.shallow_clone(), |y, l| l.forward(&y));
-        if self.residual {
-            y + xs
-        } else {
-            y
+        let (last, first) = self.layers.split_last().expect("a block has layers");
+        let y = first.iter().fold(xs.shallow_clone(), |y, l| l.forward(&y));
+        // The shortcut is added by the projection, which has no activation.
+        match (self.residual, last) {
+            (true, Layer::Project(conv) | Layer::Unit(Unit(conv))) => conv.forward_add(&y, xs, false),
+            (true, Layer::Se(_)) => unreachable!("a block ends in its projection"),
+            (false, last) => last.forward(&y),
         }
     }
 }
@@ -168,7 +148,7 @@ const V2_STAGES: [V2Stage; 7] = [
 ];
 
 /// V2's units: 1×1, BatchNorm eps 1e-5, ReLU6, unless an entry says otherwise.
-const V2_UNIT: UnitCfg = UnitCfg { kernel: 1, stride: 1, depthwise: false, eps: 1e-5, act: Act::Relu6 };
+const V2_UNIT: UnitCfg = UnitCfg { kernel: 1, stride: 1, depthwise: false, eps: 1e-5, act: RELU6 };
 
 pub fn build_v2(p: &P) -> Result<Box<dyn Network>, BuildError> {
     let f = p.sub("features");
@@ -275,7 +255,7 @@ pub fn build_v3(p: &P, cfg: &V3) -> Result<Box<dyn Network>, BuildError> {
         if blk.se {
             let s = b.sub(layers.len());
             let squeeze = make_divisible((exp / 4) as f64, 8);
-            let fc1 = Conv2d::load(&s.sub("fc1"), exp, squeeze, [1, 1], ConvCfg::default())?;
+            let fc1 = Conv2d::load(&s.sub("fc1"), exp, squeeze, [1, 1], ConvCfg::default())?.with_act(Act::Relu);
             let fc2 = Conv2d::load(&s.sub("fc2"), squeeze, exp, [1, 1], ConvCfg::default())?;
             layers.push(Layer::Se(SqueezeExcite { fc1, fc2 }));
         }

@@ -6,6 +6,7 @@ pub mod inception;
 pub mod kernels;
 pub mod layers;
 pub mod mobilenet;
+pub mod quant;
 pub mod resnet;
 pub mod vgg;
 

@@ -1,6 +1,6 @@
 //! ResNet (He et al., 2015), as torchvision builds it: basic blocks for ResNet-18/34, bottlenecks for
 //! ResNet-50/101/152, with the stride on the 3×3 convolution ("v1.5").
-use super::layers::{ConvBn, ConvCfg, Linear, P};
+use super::layers::{Act, ConvBn, ConvCfg, Linear, P};
 use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
@@ -36,7 +36,7 @@ pub const RESNET50: Config = Config(Block::Bottleneck, [3, 4, 6, 3]);
 pub const RESNET101: Config = Config(Block::Bottleneck, [3, 4, 23, 3]);
 pub const RESNET152: Config = Config(Block::Bottleneck, [3, 8, 36, 3]);
 
-/// A residual block: its convolutions in order (ReLU between them), then the shortcut.
+/// A residual block: its convolutions in order (ReLU after each but the last), then the shortcut.
 #[derive(Debug)]
 struct Residual {
     convs: Vec<ConvBn>,
@@ -54,12 +54,14 @@ impl Residual {
         };
         let convs = match block {
             Block::Basic => vec![
-                ConvBn::load(p, ("conv1", "bn1"), cin, width, [3, 3], plain.stride(stride).pad(1), EPS)?,
+                ConvBn::load(p, ("conv1", "bn1"), cin, width, [3, 3], plain.stride(stride).pad(1), EPS)?
+                    .with_act(Act::Relu),
                 ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.pad(1), EPS)?,
             ],
             Block::Bottleneck => vec![
-                ConvBn::load(p, ("conv1", "bn1"), cin, width, [1, 1], plain, EPS)?,
-                ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.stride(stride).pad(1), EPS)?,
+                ConvBn::load(p, ("conv1", "bn1"), cin, width, [1, 1], plain, EPS)?.with_act(Act::Relu),
+                ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.stride(stride).pad(1), EPS)?
+                    .with_act(Act::Relu),
                 ConvBn::load(p, ("conv3", "bn3"), width, cout, [1, 1], plain, EPS)?,
             ],
         };
@@ -70,12 +72,9 @@ impl Residual {
 impl Module for Residual {
     fn forward(&self, xs: &Tensor) -> Tensor {
         let (last, first) = self.convs.split_last().expect("a block has convolutions");
-        let y = first.iter().fold(xs.shallow_clone(), |y, c| c.forward(&y).relu_());
+        let y = first.iter().fold(xs.shallow_clone(), |y, c| c.forward(&y));
         let identity = self.downsample.as_ref().map_or_else(|| xs.shallow_clone(), |d| d.forward(xs));
-        // In place, as torchvision does: the sum and its ReLU reuse the last convolution's output.
-        let mut out = last.forward(&y);
-        out += identity;
-        out.relu_()
+        last.forward_add(&y, &identity, true)
     }
 }
 
@@ -87,7 +86,8 @@ pub struct ResNet {
 }
 
 pub fn build(p: &P, Config(block, layers): &Config) -> Result<Box<dyn Network>, BuildError> {
-    let stem = ConvBn::load(p, ("conv1", "bn1"), 3, 64, [7, 7], ConvCfg::default().stride(2).pad(3), EPS)?;
+    let stem =
+        ConvBn::load(p, ("conv1", "bn1"), 3, 64, [7, 7], ConvCfg::default().stride(2).pad(3), EPS)?.with_act(Act::Relu);
     let (mut blocks, mut cin) = (Vec::new(), 64);
     for (stage, &count) in layers.iter().enumerate() {
         let width = 64 << stage;
@@ -103,7 +103,7 @@ pub fn build(p: &P, Config(block, layers): &Config) -> Result<Box<dyn Network>, 
 
 impl Split for ResNet {
     fn features(&self, xs: &Tensor) -> Tensor {
-        let x = self.stem.forward(xs).relu_().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = self.stem.forward(xs).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         self.blocks.iter().fold(x, |x, block| block.forward(&x))
     }
 

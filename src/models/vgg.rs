@@ -1,5 +1,5 @@
 //! VGG (Simonyan & Zisserman, 2014), as torchvision builds it, with or without batch norm.
-use super::layers::{BatchNorm2d, Conv2d, ConvCfg, Linear, P};
+use super::layers::{Act, Conv2d, ConvCfg, Linear, P};
 use super::{BuildError, Network, Split};
 use tch::{nn::Module, Tensor};
 
@@ -33,10 +33,13 @@ pub fn build(p: &P, cfg: &[i64], batch_norm: bool) -> Result<Box<dyn Network>, B
             features.push(None);
             index += 1; // MaxPool2d
         } else {
-            let conv = Conv2d::load(&f.sub(index), cin, c, [3, 3], ConvCfg::default().pad(1))?;
-            let conv =
-                if batch_norm { BatchNorm2d::load(&f.sub(index + 1), c, 1e-5)?.fold_into(conv, &f) } else { conv };
-            features.push(Some(conv));
+            let cfg = ConvCfg::default().pad(1);
+            let conv = if batch_norm {
+                Conv2d::load_bn(&f.sub(index), &f.sub(index + 1), cin, c, [3, 3], cfg, 1e-5)?
+            } else {
+                Conv2d::load(&f.sub(index), cin, c, [3, 3], cfg)?
+            };
+            features.push(Some(conv.with_act(Act::Relu)));
             index += if batch_norm { 3 } else { 2 }; // Conv2d, [BatchNorm2d,] ReLU
             cin = c;
         }
@@ -53,7 +56,7 @@ pub fn build(p: &P, cfg: &[i64], batch_norm: bool) -> Result<Box<dyn Network>, B
 impl Split for Vgg {
     fn features(&self, xs: &Tensor) -> Tensor {
         self.features.iter().fold(xs.shallow_clone(), |x, layer| match layer {
-            Some(conv) => conv.forward(&x).relu_(),
+            Some(conv) => conv.forward(&x),
             None => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
         })
     }
