@@ -6,6 +6,7 @@ fn main() {
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; run scripts/setup.sh");
     compile_kernels(std::path::Path::new(&lib));
+    embed_calibration_photos();
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     // rustc links with --as-needed, which drops libtorch_cuda (no symbol of ours refers to it), and then
     // libtorch never registers its CUDA hooks: Cuda::is_available() is false even on a GPU. Forcing
@@ -50,4 +51,26 @@ fn compile_kernels(lib: &std::path::Path) {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .file("csrc/kernels.cpp")
         .compile("classify_image_kernels");
+}
+
+/// calibration/*.jpg, the photos int8 calibration uses by default, built into the library as a list of
+/// (file name, bytes) in name order, so that `--precision int8` works wherever the binary is.
+fn embed_calibration_photos() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("calibration");
+    println!("cargo:rerun-if-changed={}", folder.display());
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .expect("calibration/ is part of the repository")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    names.sort();
+    let entries: Vec<String> = names
+        .iter()
+        .map(|n| format!("    ({n:?}, include_bytes!({:?})),\n", folder.join(n).display().to_string()))
+        .collect();
+    let code = format!("pub static PHOTOS: &[(&str, &[u8])] = &[\n{}];\n", entries.concat());
+    let out =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("calibration_photos.rs");
+    std::fs::write(out, code).expect("OUT_DIR is writable");
 }

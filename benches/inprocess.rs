@@ -1,8 +1,12 @@
 //! In-process timings for `scripts/bench.py` (BENCHMARKS.md): loading a model (file → ready network) and
 //! forward passes at batch 1 and 8 on the CPU, each repeated, printed as one JSON object of milliseconds.
 //!
-//! `cargo bench --bench inprocess -- MODEL WEIGHTS [LOADS] [FORWARDS]`
-use classify_image::{Classifier, ModelId};
+//! `cargo bench --bench inprocess -- MODEL WEIGHTS [LOADS] [FORWARDS] [PRECISION]`
+//!
+//! PRECISION is fp32 (the default), bf16 or int8; int8 uses the built-in calibration, measured before the
+//! first load (and cached beside the weights), so that loads time what a later run does.
+use classify_image::models::Precision;
+use classify_image::{calibration, Classifier, ModelId};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -13,19 +17,29 @@ fn millis(since: Instant) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let [model, weights, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: cargo bench --bench inprocess -- MODEL WEIGHTS [LOADS] [FORWARDS]");
+        eprintln!("usage: cargo bench --bench inprocess -- MODEL WEIGHTS [LOADS] [FORWARDS] [PRECISION]");
         std::process::exit(2);
     };
     let count = |i: usize, default: usize| rest.get(i).map_or(default, |s| s.parse().expect("a count"));
     let (loads, forwards) = (count(0, 5), count(1, 10));
     let id = ModelId::from_name(model).unwrap_or_else(|| panic!("unknown model {model}"));
+    let precision = match rest.get(2).map(String::as_str) {
+        None | Some("fp32") => Precision::Fp32,
+        Some("bf16") => Precision::Bf16,
+        Some("int8") => Precision::Int8,
+        Some(other) => panic!("unknown precision {other}: fp32, bf16 or int8"),
+    };
+    if precision == Precision::Int8 {
+        calibration::builtin(id, weights.as_ref(), true).expect("the built-in calibration runs");
+    }
 
     let mut load_ms = Vec::new();
     let mut classifier = None;
     for _ in 0..loads {
         drop(classifier.take());
         let start = Instant::now();
-        classifier = Some(Classifier::new(id, weights.as_ref(), Device::Cpu).expect("the weights load"));
+        classifier =
+            Some(Classifier::with_precision(id, weights.as_ref(), Device::Cpu, precision).expect("the weights load"));
         load_ms.push(millis(start));
     }
     let classifier = classifier.expect("at least one load");
@@ -47,7 +61,7 @@ fn main() {
     };
     let (b1, b8) = (forward_ms(1), forward_ms(8));
     let json = serde_json::json!({
-        "model": model, "threads": tch::get_num_threads(), "size": size,
+        "model": model, "precision": precision.name(), "threads": tch::get_num_threads(), "size": size,
         "load_ms": load_ms, "forward_b1_ms": b1, "forward_b8_ms": b8,
     });
     println!("{json}");

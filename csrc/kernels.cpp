@@ -6,6 +6,7 @@
 // Tensors cross the boundary as tch's `at::Tensor*`. Every function returns NULL on success or a malloc'ed error
 // message, which the caller frees; results are written to `out` as a new heap tensor the caller owns.
 #include <ATen/ATen.h>
+#include <ATen/Version.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
@@ -63,6 +64,13 @@ at::Tensor run(const c10::OperatorHandle &handle, torch::jit::Stack &stack) {
 }  // namespace
 
 extern "C" {
+
+// The vector kernels libtorch's CPU operators dispatch to, as torch.backends.cpu.get_cpu_capability() names them
+// ("AVX512", "AVX2", "DEFAULT"...): a static copy, valid for the process's life.
+const char *ci_cpu_capability() {
+    static const std::string capability = at::get_cpu_capability();
+    return capability.c_str();
+}
 
 // Whether this libtorch has oneDNN and its fused convolution operator.
 int ci_has_onednn() {

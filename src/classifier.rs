@@ -1,6 +1,9 @@
 //! The library's main entry point: a model with its weights, ready to score images.
+use crate::calibration::{self, Calibration};
 use crate::error::{Error, Result, WeightsError};
-use crate::models::{layers::Params, ModelId, Network, Preset};
+use crate::models::layers::{Convs, Params};
+use crate::models::quant::Recorder;
+use crate::models::{ModelId, Network, Precision, Preset};
 use crate::{cam, preprocess, weights};
 use opencv::core::Mat;
 use std::path::Path;
@@ -23,7 +26,7 @@ pub struct Classifier {
     net: Box<dyn Network>,
     preset: Preset,
     device: Device,
-    /// The floating-point type inputs are given in: Float, or Half after [`Classifier::half`].
+    /// The floating-point type inputs are given in: Float (for int8 too), BFloat16 or Half.
     kind: Kind,
     /// The weights file's memory map, which some of `net`'s parameters point into: declared after `net`, so
     /// dropped after it.
@@ -74,17 +77,48 @@ impl Classifier {
     /// Loads `model` with the weights in `weights` (`.pth`, `.pt` or `.safetensors`). The number of classes
     /// is the one in the file, so a fine-tuned classifier head loads as it is.
     pub fn new(model: ModelId, weights: &Path, device: Device) -> Result<Self> {
-        Self::with_precision(model, weights, device, Kind::Float)
+        Self::with_precision(model, weights, device, Precision::Fp32)
     }
 
-    /// [`Classifier::new`] with the parameters in `kind`: `Kind::Half` runs in float16, on CUDA only, where
-    /// it is fast.
-    pub fn with_precision(model: ModelId, weights: &Path, device: Device, kind: Kind) -> Result<Self> {
-        check_precision(device, kind)?;
+    /// [`Classifier::new`] in another precision: bf16 (CPU or CUDA), fp16 (CUDA), int8 (CPU; the model's
+    /// family must have an int8 form, [`crate::models::ModelSpec::int8`]). int8 calibrates on the built-in photos
+    /// the first time and caches the ranges beside the weights ([`calibration::builtin`]).
+    pub fn with_precision(model: ModelId, weights: &Path, device: Device, precision: Precision) -> Result<Self> {
+        check_precision(device, precision)?;
+        if precision == Precision::Int8 {
+            check_int8(model)?;
+            return Self::int8(model, weights, &calibration::builtin(model, weights, false)?);
+        }
+        Self::build(model, weights, device, precision.kind(), None)
+    }
+
+    /// `model` in int8 on the CPU, with the activation ranges of `calibration`, which must have been measured
+    /// with these weights ([`calibration::check_fits`] checks that).
+    pub fn int8(model: ModelId, weights: &Path, calibration: &Calibration) -> Result<Self> {
+        check_int8(model)?;
+        crate::models::kernels::use_x86_quantized_engine()?;
+        Self::build(model, weights, Device::Cpu, Kind::Float, Some(Convs::Int8(calibration.ranges.clone())))
+    }
+
+    /// `model` in float32 on the CPU, recording its activations' ranges in the returned recorder as it runs.
+    pub(crate) fn calibrating(model: ModelId, weights: &Path) -> Result<(Self, Recorder)> {
+        let recorder = Recorder::default();
+        let classifier =
+            Self::build(model, weights, Device::Cpu, Kind::Float, Some(Convs::Calibrate(recorder.clone())))?;
+        Ok((classifier, recorder))
+    }
+
+    /// Builds `model` from `weights`: convolutions as `convs` says, or as suits the device.
+    fn build(model: ModelId, weights: &Path, device: Device, kind: Kind, convs: Option<Convs>) -> Result<Self> {
         let spec = model.spec();
         let checkpoint = weights::read_mapped(weights)?;
+        let params = Params::new(checkpoint.tensors, device, kind);
+        let params = match convs {
+            Some(convs) => params.with_convs(convs),
+            None => params,
+        };
         let net = spec
-            .build(Params::new(checkpoint.tensors, device, kind))
+            .build(params)
             .map_err(|e| Error::weights(weights, WeightsError::DoesNotFit { model: spec.name, source: e }))?;
         // On a GPU every parameter was copied to the device: the map is not needed any more.
         let map = (device == Device::Cpu).then_some(checkpoint.map);
@@ -95,8 +129,12 @@ impl Classifier {
     /// prepared as `preset` says to a batch of logits. One forward pass on a blank image checks that.
     ///
     /// A TorchScript file is a program, not just weights: load only files you trust.
-    pub fn torchscript(path: &Path, preset: Preset, device: Device, kind: Kind) -> Result<Self> {
-        check_precision(device, kind)?;
+    pub fn torchscript(path: &Path, preset: Preset, device: Device, precision: Precision) -> Result<Self> {
+        check_precision(device, precision)?;
+        if precision == Precision::Int8 {
+            return Err(Error::Usage("a TorchScript module runs in fp32, bf16 or fp16, not int8".into()));
+        }
+        let kind = precision.kind();
         let fail = |source: WeightsError| Error::weights(path, source);
         if !weights::is_torchscript(path) {
             return Err(fail(WeightsError::NotTorchScript));
@@ -209,12 +247,21 @@ impl Classifier {
     }
 }
 
-fn check_precision(device: Device, kind: Kind) -> Result<()> {
-    match kind {
-        Kind::Float => Ok(()),
-        Kind::Half if device.is_cuda() => Ok(()),
-        _ => Err(Error::Precision { kind, device }),
+fn check_precision(device: Device, precision: Precision) -> Result<()> {
+    match precision {
+        Precision::Fp32 | Precision::Bf16 => Ok(()),
+        Precision::Fp16 if device.is_cuda() => Ok(()),
+        Precision::Int8 if device == Device::Cpu => Ok(()),
+        _ => Err(Error::Precision { precision, device }),
     }
+}
+
+fn check_int8(model: ModelId) -> Result<()> {
+    if model.spec().int8 {
+        return Ok(());
+    }
+    let int8: Vec<&str> = crate::MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect();
+    Err(Error::Usage(format!("{} has no int8 form; these models do: {}", model.name(), int8.join(", "))))
 }
 
 /// A TorchScript module as a [`Network`].

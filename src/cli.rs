@@ -5,7 +5,7 @@ use crate::report::Format;
 use crate::shard::{self, Shard};
 use clap::{ArgGroup, Parser, Subcommand};
 use classify_image::annotate::Style;
-use classify_image::models::{self, Preset, PresetKind};
+use classify_image::models::{self, Precision, Preset, PresetKind};
 use classify_image::{error::Error, sink, weights::hub::Fetch, LabelSource, ModelId};
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -120,10 +120,6 @@ pub struct Opts {
     #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
     device: Device,
 
-    /// Run the network in float16 (CUDA only)
-    #[arg(long)]
-    half: bool,
-
     #[command(flatten)]
     pub network: NetworkOpts,
 
@@ -167,13 +163,76 @@ pub struct ModelOpts {
     /// Per-channel standard deviation divided by [default: the model's]
     #[arg(long, value_name = "R,G,B", value_parser = parse_std)]
     std: Option<[f64; 3]>,
+
+    /// The arithmetic: fp32 (the same numbers as PyTorch), bf16 (any CPU, fast with AVX512_BF16 or AMX; CUDA),
+    /// fp16 (CUDA), int8 (CPU; VGG, ResNet, MobileNet V2 and EfficientNet-Lite)
+    ///
+    /// int8 quantizes the weights per channel and the activations with ranges calibrated on 100 built-in
+    /// photos the first time, cached beside the weights file; `classify-image quantize` calibrates on your own.
+    /// `classify-image devices` says which precisions this CPU runs natively.
+    #[arg(long, value_enum, value_name = "PRECISION", default_value_t = Precision::Fp32)]
+    precision: Precision,
+
+    /// The same as --precision fp16
+    #[arg(long, conflicts_with = "precision")]
+    half: bool,
+
+    /// With --precision int8: the activation ranges that `classify-image quantize` wrote, instead of the
+    /// built-in calibration
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
+}
+
+/// The precision a run computes in, and the int8 calibration file it was given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arithmetic {
+    pub precision: Precision,
+    pub calibration: Option<PathBuf>,
 }
 
 impl ModelOpts {
-    /// The model to load, its name as given (the original prints it), and the preparation of its input.
-    fn resolve(self) -> (Model, String, Preset) {
+    /// The model to load, its name as given (the original prints it), the preparation of its input, and the
+    /// precision, checked against the device and the model.
+    fn resolve(self, device: Device) -> Result<(Model, String, Preset, Arithmetic), Error> {
+        let arithmetic = self.arithmetic(device)?;
         let (model, name, base) = resolve_model(self.model, self.weights, self.torchscript, self.preset);
-        (model, name, resolve_preset(base, self.size, self.mean, self.std))
+        Ok((model, name, resolve_preset(base, self.size, self.mean, self.std), arithmetic))
+    }
+
+    fn arithmetic(&self, device: Device) -> Result<Arithmetic, Error> {
+        let precision = if self.half { Precision::Fp16 } else { self.precision };
+        let usage = |m: String| Err(Error::Usage(m));
+        match precision {
+            Precision::Fp16 if !device.is_cuda() => {
+                return usage(format!(
+                    "--precision fp16 (--half) needs a CUDA device, and this run is on {}; use --precision bf16 on the \
+                     CPU, or --device cuda",
+                    device_name(device)
+                ))
+            }
+            Precision::Int8 if device != Device::Cpu => {
+                return usage(format!(
+                    "--precision int8 runs on the CPU, not {}; add --device cpu",
+                    device_name(device)
+                ))
+            }
+            Precision::Int8 if self.torchscript.is_some() => {
+                return usage("--torchscript modules run in fp32, bf16 or fp16, not --precision int8".into())
+            }
+            Precision::Int8 if !self.model.id.spec().int8 => {
+                let int8: Vec<&str> = classify_image::MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect();
+                return usage(format!(
+                    "--precision int8: {} has no int8 form; use fp32 or bf16, or one of {}",
+                    self.model.id.name(),
+                    int8.join(", ")
+                ));
+            }
+            _ => {}
+        }
+        if self.calibration.is_some() && precision != Precision::Int8 {
+            return usage("--calibration is for --precision int8".into());
+        }
+        Ok(Arithmetic { precision, calibration: self.calibration.clone() })
     }
 }
 
@@ -201,6 +260,74 @@ pub enum Command {
     Man,
     /// Measure accuracy on labelled images: top-1 and top-5, images per second, the most confused classes
     Eval(Box<EvalOpts>),
+    /// Calibrate a model for --precision int8 on your own photos, and write the file --calibration reads
+    Quantize(QuantizeOpts),
+}
+
+/// `classify-image quantize`.
+#[derive(Debug, clap::Args)]
+pub struct QuantizeOpts {
+    /// Photos or folders of photos like those the model will classify (a few hundred are plenty) [default: the
+    /// 100 built-in calibration photos]
+    #[arg(value_name = "IMAGES")]
+    pub images: Vec<PathBuf>,
+
+    /// The model: one with an int8 form (VGG, ResNet, MobileNet V2, EfficientNet-Lite)
+    #[arg(short, long, value_name = "MODEL", default_value = DEFAULT_MODEL, value_parser = parse_model)]
+    model: ModelArg,
+
+    /// Weights file to calibrate instead of the official one
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+
+    /// The preparation the photos get, as with classifying (seed or torchvision)
+    #[arg(long, value_enum, default_value_t = PresetKind::Seed)]
+    preset: PresetKind,
+
+    /// Where to write the calibration (JSON)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    network: NetworkOpts,
+
+    /// No progress messages
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A checked `quantize` request.
+#[derive(Debug)]
+pub struct QuantizeRequest {
+    pub images: Vec<PathBuf>,
+    pub model: ModelId,
+    pub weights: Option<PathBuf>,
+    pub preset: Preset,
+    pub output: PathBuf,
+    pub fetch: Fetch,
+    pub quiet: bool,
+}
+
+impl QuantizeOpts {
+    pub fn resolve(self) -> Result<QuantizeRequest, Error> {
+        let id = self.model.id;
+        if !id.spec().int8 {
+            let int8: Vec<&str> = classify_image::MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect();
+            return Err(Error::Usage(format!("{} has no int8 form; -m takes one of {}", id.name(), int8.join(", "))));
+        }
+        let inputs: Vec<&Path> = self.images.iter().map(PathBuf::as_path).chain(self.weights.as_deref()).collect();
+        sink::check_file_output(&self.output, &inputs)
+            .map_err(|e| Error::Usage(format!("--output {}: {e}", self.output.display())))?;
+        Ok(QuantizeRequest {
+            images: self.images,
+            model: id,
+            weights: self.weights,
+            preset: id.spec().preset(self.preset),
+            output: self.output,
+            fetch: fetch(&self.network, self.quiet)?,
+            quiet: self.quiet,
+        })
+    }
 }
 
 /// `classify-image eval`: the options of classifying that make sense for a labelled data set.
@@ -228,10 +355,6 @@ pub struct EvalOpts {
     /// Where to run: auto (CUDA if available, else CPU), cpu, cuda or cuda:N
     #[arg(long, value_name = "DEVICE", default_value = "auto", value_parser = parse_device)]
     device: Device,
-
-    /// Run the network in float16 (CUDA only)
-    #[arg(long)]
-    half: bool,
 
     /// The summary on stdout: text, or one JSON object
     #[arg(long, value_enum, default_value_t = crate::eval::Format::Text)]
@@ -261,7 +384,7 @@ pub struct EvalRequest {
     pub preset: Preset,
     pub labels: LabelSource,
     pub device: Device,
-    pub kind: tch::Kind,
+    pub arithmetic: Arithmetic,
     pub batch_size: usize,
     pub fetch: Fetch,
     pub quiet: bool,
@@ -272,13 +395,12 @@ pub struct EvalRequest {
 impl EvalOpts {
     /// Checks everything that can be checked before the data set is read and the model loads.
     pub fn resolve(self) -> Result<EvalRequest, Error> {
-        let kind = precision(self.half, self.device)?;
         if let Some(path) = &self.per_image {
             sink::check_file_output(path, &[&self.data])
                 .map_err(|e| Error::Usage(format!("--per-image {}: {e}", path.display())))?;
         }
         let preset_kind = self.model.preset;
-        let (model, model_name, preset) = self.model.resolve();
+        let (model, model_name, preset, arithmetic) = self.model.resolve(self.device)?;
         Ok(EvalRequest {
             data: self.data,
             model,
@@ -287,7 +409,7 @@ impl EvalOpts {
             preset,
             labels: self.labels.map_or(LabelSource::ImageNet, LabelSource::File),
             device: self.device,
-            kind,
+            arithmetic,
             batch_size: self.batch_size as usize,
             fetch: fetch(&self.network, self.quiet)?,
             quiet: self.quiet,
@@ -456,8 +578,7 @@ pub struct Request {
     pub preset: Preset,
     pub labels: LabelSource,
     pub device: Device,
-    /// Float, or Half with --half.
-    pub kind: tch::Kind,
+    pub arithmetic: Arithmetic,
     pub sink: Sink,
     pub window: Window,
     /// How the label is drawn on annotated images and frames.
@@ -493,7 +614,6 @@ impl Opts {
         let (shard, resume) = resolve_split(self.shard.as_deref(), self.resume, &source, self.output.is_some())?;
         let split = shard.is_some() || resume.is_some();
         let seed = is_seed(&source, self.format, split);
-        let kind = precision(self.half, self.device)?;
         let labels = self.labels.map_or(LabelSource::ImageNet, LabelSource::File);
         check_top_k(self.top_k, &labels)?;
         // With the built-in labels the class to explain is known before the model loads; a label file is read
@@ -502,7 +622,12 @@ impl Opts {
             explained_class(class, &classify_image::Labels::imagenet(), true)?;
         }
         let sink = resolve_sink(self.output, self.output_dir, &source)?;
-        let (model, model_name, preset) = self.model.resolve();
+        let (model, model_name, preset, arithmetic) = self.model.resolve(self.device)?;
+        if arithmetic.precision == Precision::Int8 && (self.explain || self.explain_class.is_some()) {
+            return Err(Error::Usage(
+                "--explain needs gradients, which an int8 network has not; use --precision fp32 or bf16".into(),
+            ));
+        }
         let window = resolve_window(self.show, &sink, &source, self.format, split)?;
         Ok(Request {
             source,
@@ -512,7 +637,7 @@ impl Opts {
             preset,
             labels,
             device: self.device,
-            kind,
+            arithmetic,
             sink,
             window,
             caption: self.caption,
@@ -530,18 +655,6 @@ impl Opts {
                 (false, None) => None,
             },
         })
-    }
-}
-
-/// Float, or Half with --half, which needs a CUDA device.
-fn precision(half: bool, device: Device) -> Result<tch::Kind, Error> {
-    match half {
-        false => Ok(tch::Kind::Float),
-        true if device.is_cuda() => Ok(tch::Kind::Half),
-        true => Err(Error::Usage(format!(
-            "--half needs a CUDA device, and this run is on {}; drop --half or use --device cuda",
-            device_name(device)
-        ))),
     }
 }
 

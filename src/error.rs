@@ -47,8 +47,12 @@ pub enum Error {
     Usage(String),
 
     /// A network cannot run in this precision on this device.
-    #[error("{}", precision_message(*kind, *device))]
-    Precision { kind: tch::Kind, device: tch::Device },
+    #[error("{}", precision_message(*precision, *device))]
+    Precision { precision: crate::models::Precision, device: tch::Device },
+
+    /// An int8 calibration file that cannot be used.
+    #[error("calibration file {path}: {why}")]
+    Calibration { path: PathBuf, why: String },
 
     /// torchvision's eval geometry with a resize that leaves less than the crop.
     #[error("the resize to {resize} leaves {width}×{height}, smaller than the {crop}×{crop} crop")]
@@ -115,12 +119,14 @@ pub enum Error {
     OpenCv(#[from] opencv::Error),
 }
 
-fn precision_message(kind: tch::Kind, device: tch::Device) -> String {
-    match kind {
-        tch::Kind::Half => {
-            format!("float16 needs a CUDA device, not {device:?} (float16 on the CPU is slow or unsupported)")
+fn precision_message(precision: crate::models::Precision, device: tch::Device) -> String {
+    use crate::models::Precision;
+    match precision {
+        Precision::Fp16 => {
+            format!("float16 needs a CUDA device, not {device:?}; on the CPU, bf16 is the fast 16-bit type")
         }
-        other => format!("cannot run a network in {other:?}; use float32 or float16"),
+        Precision::Int8 => format!("int8 runs on the CPU only, not on {device:?}"),
+        other => format!("cannot run a network in {other} on {device:?}"),
     }
 }
 
@@ -383,6 +389,7 @@ impl Error {
             | Error::Labels { .. }
             | Error::Usage(_)
             | Error::Precision { .. }
+            | Error::Calibration { .. }
             | Error::Crop { .. }
             | Error::TooThin { .. }
             | Error::NoCamLayer
@@ -445,7 +452,8 @@ mod tests {
                 why: Unavailable::Offline { url: "https://x/r.pth".into() },
             },
             Error::weights("w.pth", WeightsError::NotTorchScript),
-            Error::Precision { kind: tch::Kind::Half, device: tch::Device::Cpu },
+            Error::Precision { precision: crate::models::Precision::Fp16, device: tch::Device::Cpu },
+            Error::Calibration { path: "c.json".into(), why: "not a calibration file".into() },
             Error::NoDisplay(NoDisplay::Unset),
             Error::output("x.xyz", OutputError::NoImageEncoder { ext: "xyz".into() }),
         ];

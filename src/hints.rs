@@ -2,7 +2,7 @@
 //! weights the models that can classify right away. The library's messages say what went wrong; this is the
 //! one place that adds what to type.
 use classify_image::error::{DownloadError, Error, OutputError, Unavailable, WeightsError};
-use classify_image::models::MODELS;
+use classify_image::models::{Precision, MODELS};
 use classify_image::weights::hub::{self, ENV_BASE_URL, ENV_OFFLINE, ENV_SHA256SUMS};
 use std::path::Path;
 
@@ -36,9 +36,11 @@ fn flag_hint(e: &Error) -> String {
             WeightsError::ChecksumMismatch { .. } => "; delete them and run `classify-image weights download`".into(),
             _ => String::new(),
         },
-        Error::Precision { kind: tch::Kind::Half, .. } => {
-            "; --half needs a CUDA device: drop --half or use --device cuda".into()
+        Error::Precision { precision: Precision::Fp16, .. } => {
+            "; use --precision bf16 on the CPU, or --device cuda".into()
         }
+        Error::Precision { precision: Precision::Int8, .. } => "; use --device cpu".into(),
+        Error::Calibration { .. } => " (--calibration)".into(),
         Error::Output { source: OutputError::IsInput, .. } => " (--output or --output-dir)".into(),
         Error::Output { source, .. } if source.is_bad_path() => " (--output)".into(),
         Error::NoDisplay(_) => "; pass --output FILE to write the annotated image instead".into(),
@@ -72,8 +74,8 @@ mod tests {
     fn the_flags_are_added_here() {
         let no_display = message(&Error::NoDisplay(NoDisplay::Unset));
         assert!(no_display.ends_with("; pass --output FILE to write the annotated image instead"), "{no_display}");
-        let half = message(&Error::Precision { kind: tch::Kind::Half, device: tch::Device::Cpu });
-        assert!(half.contains("--half needs a CUDA device"), "{half}");
+        let half = message(&Error::Precision { precision: Precision::Fp16, device: tch::Device::Cpu });
+        assert!(half.contains("float16 needs a CUDA device") && half.contains("--precision bf16"), "{half}");
         let offline = Error::WeightsNotFound {
             model: "resnet50",
             expected: "/nowhere/resnet50-0676ba61.pth".into(),

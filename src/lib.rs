@@ -5,11 +5,13 @@
 //! [`Classifier`] (a [`models`] network built from [`weights`]) → [`Scores`] → caption laid out by [`caption`]
 //! and drawn by [`annotate`] → [`sink`] (a file or a window).
 pub mod annotate;
+pub mod calibration;
 pub mod cam;
 pub mod caption;
 mod classifier;
 pub mod cleanup;
 pub mod config;
+pub mod cpu;
 pub mod error;
 mod imagesize;
 pub mod inputs;

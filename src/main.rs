@@ -5,6 +5,7 @@ mod eval;
 mod hints;
 mod manage;
 mod pipeline;
+mod quantize;
 mod report;
 mod resume;
 mod shard;
@@ -27,6 +28,7 @@ fn main() {
         Some(cli::Command::Completions { shell }) => completions(shell),
         Some(cli::Command::Man) => man(),
         Some(cli::Command::Eval(opts)) => opts.resolve().and_then(eval::run).map(i32::from),
+        Some(cli::Command::Quantize(opts)) => opts.resolve().and_then(quantize::run),
         None => opts.resolve().and_then(pipeline::run).map(i32::from),
     };
     match result {
@@ -39,11 +41,33 @@ fn main() {
 }
 
 fn devices() -> Result<i32, Error> {
+    let cpu = classify_image::cpu::Cpu::detect();
+    let native = |yes: bool, how: &str| {
+        if yes {
+            format!("native ({how})")
+        } else {
+            "converted in software (no native instructions: slower than fp32)".to_string()
+        }
+    };
+    let bf16 = native(cpu.native_bf16(), if cpu.has("amx_bf16") { "AMX" } else { "AVX512_BF16" });
+    let int8 = if cpu.native_int8() {
+        format!("native ({})", if cpu.has("amx_int8") { "AMX" } else { "VNNI" })
+    } else {
+        "without VNNI (8-bit products summed in 16 bits; slower, and may saturate)".to_string()
+    };
     report::print(&format!(
-        "cuda hooks registered: {}\ncuda devices: {}\ndefault device: {}\n",
+        "cuda hooks registered: {}\ncuda devices: {}\ndefault device: {}\ncpu: {}\ncpu features: {}\n\
+         libtorch cpu kernels: {}\ncpu precisions: fp32 native; bf16 {bf16}; int8 {int8}; fp16 on CUDA only\n",
         if tch::utils::has_cudart() { "yes" } else { "no" },
         tch::Cuda::device_count(),
-        cli::device_name(classify_image::config::default_device())
+        cli::device_name(classify_image::config::default_device()),
+        if cpu.model.is_empty() { "unknown" } else { &cpu.model },
+        if cpu.features.is_empty() {
+            "none of avx2, avx512f, vnni, bf16, amx".to_string()
+        } else {
+            cpu.features.join(" ")
+        },
+        classify_image::cpu::libtorch_kernels(),
     ))?;
     Ok(exit::OK)
 }

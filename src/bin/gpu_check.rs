@@ -4,6 +4,7 @@
 //! `gpu-check MODEL WEIGHTS...` also runs each model on a fixed random input on the CPU and on cuda:0 (in
 //! float32, then float16) and prints the largest logit difference. It uses no OpenCV, so it runs on a GPU
 //! machine that has libtorch but not Debian's OpenCV libraries.
+use classify_image::models::Precision;
 use classify_image::{Classifier, ModelId};
 use tch::{Device, Kind, Tensor};
 
@@ -37,11 +38,11 @@ fn compare(model: &str, weights: &std::path::Path, devices: i64) -> Result<(), B
         println!("{model}: cpu only, logits[0][0..3] = {:?}", Vec::<f32>::try_from(cpu.get(0).narrow(0, 0, 3))?);
         return Ok(());
     }
-    for kind in [Kind::Float, Kind::Half] {
-        let gpu = Classifier::with_precision(id, weights, Device::Cuda(0), kind)?.forward(&input)?;
+    for precision in [Precision::Fp32, Precision::Fp16, Precision::Bf16] {
+        let gpu = Classifier::with_precision(id, weights, Device::Cuda(0), precision)?.forward(&input)?;
         let diff = (&gpu - &cpu).abs().max().double_value(&[]);
         let same_top1 = gpu.argmax(-1, false).equal(&cpu.argmax(-1, false));
-        println!("{model}: cuda:0 {kind:?} vs cpu: max |Δlogit| {diff:.3e}, same top-1: {same_top1}");
+        println!("{model}: cuda:0 {precision} vs cpu: max |Δlogit| {diff:.3e}, same top-1: {same_top1}");
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ pub fn run(req: EvalRequest) -> Result<Outcome> {
     let classes = data::Classes { labels: &labels, wnids: matches!(req.labels, LabelSource::ImageNet) };
     let items = data::read(&req.data, &classes)?;
     let file = pipeline::weights_file(&req.model, &req.fetch)?;
-    let classifier = pipeline::classifier(&req.model, &file, req.preset, req.device, req.kind)?;
+    let classifier = pipeline::classifier(&req.model, &file, req.preset, req.device, &req.arithmetic, req.quiet)?;
     labels.check_count(classifier.classes(), &req.labels.path())?;
 
     let progress = pipeline::progress_bar(req.quiet, items.len());

@@ -102,7 +102,7 @@ impl Split for MobileNet {
     }
 
     fn head(&self, features: &Tensor) -> Tensor {
-        let x = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let x = super::quant::dequantized(features).adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         // Dropout is the identity at inference.
         let x = match &self.hidden {
             Some(h) => h.forward(&x).hardswish(),

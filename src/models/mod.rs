@@ -43,6 +43,48 @@ pub trait Split {
     }
 }
 
+/// The arithmetic a network runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Precision {
+    /// float32: the same numbers as PyTorch.
+    #[default]
+    Fp32,
+    /// bfloat16: any CPU, fast where it has AVX512_BF16 or AMX; and CUDA.
+    Bf16,
+    /// float16: CUDA only.
+    Fp16,
+    /// int8 (x86 CPUs): weights quantized per channel, activations with ranges calibrated on photos.
+    Int8,
+}
+
+impl Precision {
+    /// The floating-point type the network's float layers compute in.
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            Precision::Fp32 | Precision::Int8 => tch::Kind::Float,
+            Precision::Bf16 => tch::Kind::BFloat16,
+            Precision::Fp16 => tch::Kind::Half,
+        }
+    }
+
+    /// The name `--precision` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Why a weights file does not fit a model. The caller adds the file and the model.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -151,6 +193,9 @@ pub struct ModelSpec {
     /// Size of the weights file in MB: for torchvision's files its published figure, which is in MiB (2^20
     /// bytes); for the others, 10^6 bytes.
     pub file_mb: f64,
+    /// Whether the family runs in int8: its activations pass only through convolutions (activations fused),
+    /// residual sums, pooling and the classifier, which all have int8 forms.
+    pub int8: bool,
     build: fn(&Params) -> Result<Box<dyn Network>, BuildError>,
     /// Keys a checkpoint may carry that inference does not use.
     unused: &'static [&'static str],
@@ -171,6 +216,7 @@ impl ModelSpec {
         accuracy: Accuracy { top1: f64::NAN, top5: None },
         cam_layer: "",
         file_mb: f64::NAN,
+        int8: false,
         build: |_| Err(BuildError("the registry entry has no build function".into())),
         unused: &[],
     };
@@ -185,6 +231,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 69.02, top5: Some(88.628) },
         file_mb: 506.840,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG11, false),
         ..ModelSpec::TORCHVISION
     },
@@ -195,6 +242,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 70.37, top5: Some(89.81) },
         file_mb: 506.881,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG11, true),
         ..ModelSpec::TORCHVISION
     },
@@ -205,6 +253,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 69.928, top5: Some(89.246) },
         file_mb: 507.545,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG13, false),
         ..ModelSpec::TORCHVISION
     },
@@ -215,6 +264,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 71.586, top5: Some(90.374) },
         file_mb: 507.590,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG13, true),
         ..ModelSpec::TORCHVISION
     },
@@ -225,6 +275,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 71.592, top5: Some(90.382) },
         file_mb: 527.796,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG16, false),
         ..ModelSpec::TORCHVISION
     },
@@ -235,6 +286,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 73.36, top5: Some(91.516) },
         file_mb: 527.866,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG16, true),
         ..ModelSpec::TORCHVISION
     },
@@ -245,6 +297,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 72.376, top5: Some(90.876) },
         file_mb: 548.051,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG19, false),
         ..ModelSpec::TORCHVISION
     },
@@ -255,6 +308,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 74.218, top5: Some(91.842) },
         file_mb: 548.143,
         cam_layer: vgg::CAM_LAYER,
+        int8: true,
         build: |p| vgg::build(&p.root(), vgg::VGG19, true),
         ..ModelSpec::TORCHVISION
     },
@@ -265,6 +319,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 69.758, top5: Some(89.078) },
         file_mb: 44.661,
         cam_layer: resnet::CAM_LAYER,
+        int8: true,
         build: |p| resnet::build(&p.root(), &resnet::RESNET18),
         ..ModelSpec::TORCHVISION
     },
@@ -275,6 +330,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 73.314, top5: Some(91.42) },
         file_mb: 83.275,
         cam_layer: resnet::CAM_LAYER,
+        int8: true,
         build: |p| resnet::build(&p.root(), &resnet::RESNET34),
         ..ModelSpec::TORCHVISION
     },
@@ -286,6 +342,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 76.13, top5: Some(92.862) },
         file_mb: 97.781,
         cam_layer: resnet::CAM_LAYER,
+        int8: true,
         build: |p| resnet::build(&p.root(), &resnet::RESNET50),
         ..ModelSpec::TORCHVISION
     },
@@ -297,6 +354,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 80.858, top5: Some(95.434) },
         file_mb: 97.790,
         cam_layer: resnet::CAM_LAYER,
+        int8: true,
         build: |p| resnet::build(&p.root(), &resnet::RESNET50),
         ..ModelSpec::TORCHVISION
     },
@@ -307,6 +365,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 77.374, top5: Some(93.546) },
         file_mb: 170.511,
         cam_layer: resnet::CAM_LAYER,
+        int8: true,
         build: |p| resnet::build(&p.root(), &resnet::RESNET101),
         ..ModelSpec::TORCHVISION
     },
@@ -317,6 +376,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 78.312, top5: Some(94.046) },
         file_mb: 230.434,
         cam_layer: resnet::CAM_LAYER,
+        int8: true,
         build: |p| resnet::build(&p.root(), &resnet::RESNET152),
         ..ModelSpec::TORCHVISION
     },
@@ -381,6 +441,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 71.878, top5: Some(90.286) },
         file_mb: 13.555,
         cam_layer: mobilenet::CAM_LAYER,
+        int8: true,
         build: |p| mobilenet::build_v2(&p.root()),
         ..ModelSpec::TORCHVISION
     },
@@ -424,6 +485,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 75.1, top5: None },
         file_mb: 18.826,
         cam_layer: efficientnet_lite::CAM_LAYER,
+        int8: true,
         build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE0),
         unused: &[],
     },
@@ -445,6 +507,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 76.7, top5: None },
         file_mb: 21.947,
         cam_layer: efficientnet_lite::CAM_LAYER,
+        int8: true,
         build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE1),
         unused: &[],
     },
@@ -466,6 +529,7 @@ pub static MODELS: &[ModelSpec] = &[
         accuracy: Accuracy { top1: 77.6, top5: None },
         file_mb: 24.666,
         cam_layer: efficientnet_lite::CAM_LAYER,
+        int8: true,
         build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE2),
         unused: &[],
     },

@@ -24,10 +24,6 @@ impl Range {
         Some(Range { lo: lo.double_value(&[]), hi: hi.double_value(&[]) })
     }
 
-    fn union(self, other: Range) -> Range {
-        Range { lo: self.lo.min(other.lo), hi: self.hi.max(other.hi) }
-    }
-
     /// Finite, and `lo <= hi`.
     pub fn is_valid(&self) -> bool {
         self.lo.is_finite() && self.hi.is_finite() && self.lo <= self.hi
@@ -59,26 +55,113 @@ pub enum Point {
 }
 
 /// Collects ranges during calibration: shared by every convolution of the network being calibrated.
+///
+/// Calibration passes over the photos twice. The first pass finds each activation's extremes; the second
+/// counts its values in [`BINS`] bins between them. The range kept is the one whose 256 levels give the
+/// smallest mean squared error over those counts, rounding inside it and clipping outside (the search
+/// PyTorch's histogram observer does, exhaustively here): a rare outlier no longer spreads the levels over
+/// values that almost never occur.
 #[derive(Debug, Clone, Default)]
-pub struct Recorder(Arc<Mutex<Ranges>>);
+pub struct Recorder(Arc<Mutex<Observed>>);
+
+/// Bins per activation histogram.
+pub const BINS: usize = 512;
+
+#[derive(Debug, Default)]
+struct Observed {
+    extremes: BTreeMap<(String, u8), Range>,
+    /// Present in the second pass.
+    histograms: Option<BTreeMap<(String, u8), Vec<f64>>>,
+}
 
 impl Recorder {
-    /// Widens `name`'s range at `point` to include `t`.
+    /// Records `t` at `name`'s `point`: its extremes in the first pass, its histogram in the second.
     pub fn record(&self, name: &str, point: Point, t: &Tensor) {
         let Some(range) = Range::of(t) else { return };
-        let mut ranges = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = ranges.entry(name.to_string()).or_default();
-        let slot = match point {
-            Point::Input => &mut entry.input,
-            Point::Output => &mut entry.output,
-            Point::Sum => &mut entry.sum,
-        };
-        *slot = Some(slot.map_or(range, |r| r.union(range)));
+        let mut observed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (name.to_string(), point as u8);
+        let Observed { extremes, histograms } = &mut *observed;
+        match histograms {
+            None => {
+                let e = extremes.entry(key).or_insert(range);
+                *e = Range { lo: e.lo.min(range.lo), hi: e.hi.max(range.hi) };
+            }
+            Some(histograms) => {
+                let Some(span) = extremes.get(&key).copied() else { return };
+                let counts = histogram(t, span);
+                let h = histograms.entry(key).or_insert_with(|| vec![0.0; BINS]);
+                h.iter_mut().zip(counts).for_each(|(a, b)| *a += b);
+            }
+        }
     }
 
-    pub fn ranges(&self) -> Ranges {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Ends the first pass: from now on, values are counted between the extremes found.
+    pub fn start_histograms(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).histograms = Some(BTreeMap::new());
     }
+
+    /// Each activation's range: the best clipping of its histogram, or its extremes after one pass only.
+    pub fn ranges(&self) -> Ranges {
+        let observed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ranges = Ranges::new();
+        for ((name, point), &span) in &observed.extremes {
+            let hist = observed.histograms.as_ref().and_then(|h| h.get(&(name.clone(), *point)));
+            let range = Some(hist.map_or(span, |h| best_clip(h, span)));
+            let entry: &mut ConvRanges = ranges.entry(name.clone()).or_default();
+            match *point {
+                p if p == Point::Input as u8 => entry.input = range,
+                p if p == Point::Output as u8 => entry.output = range,
+                _ => entry.sum = range,
+            }
+        }
+        ranges
+    }
+}
+
+/// The counts of `t`'s values in [`BINS`] equal bins over `span` (values outside go to the end bins).
+fn histogram(t: &Tensor, span: Range) -> Vec<f64> {
+    let width = (span.hi - span.lo).max(f64::MIN_POSITIVE) / BINS as f64;
+    let bins = ((t.to_kind(Kind::Float).flatten(0, -1) - span.lo) / width).floor().clamp(0.0, (BINS - 1) as f64);
+    let counts = bins.to_kind(Kind::Int64).bincount(None::<Tensor>, BINS as i64);
+    Vec::<i64>::try_from(&counts).map_or_else(|_| vec![0.0; BINS], |c| c.into_iter().map(|n| n as f64).collect())
+}
+
+/// The range over bin edges, containing 0, that minimises the squared error of 256-level quantization over the
+/// histogram `counts` of `span`: rounding error (a level's step squared over 12) for the values inside, the
+/// distance to the nearer end for the values outside.
+fn best_clip(counts: &[f64], span: Range) -> Range {
+    let n = counts.len();
+    let width = (span.hi - span.lo) / n as f64;
+    let edge = |i: usize| span.lo + width * i as f64;
+    // Prefix sums of the counts, of count × centre and of count × centre².
+    let (mut c0, mut c1, mut c2) = (vec![0.0; n + 1], vec![0.0; n + 1], vec![0.0; n + 1]);
+    for (i, &k) in counts.iter().enumerate() {
+        let centre = edge(i) + width / 2.0;
+        c0[i + 1] = c0[i] + k;
+        c1[i + 1] = c1[i] + k * centre;
+        c2[i + 1] = c2[i] + k * centre * centre;
+    }
+    // Squared distance of the values in bins [a, b) to the point x.
+    let outside = |a: usize, b: usize, x: f64| (c2[b] - c2[a]) - 2.0 * x * (c1[b] - c1[a]) + x * x * (c0[b] - c0[a]);
+    let mut best = (f64::INFINITY, span);
+    for s in 0..n {
+        let lo = edge(s).min(0.0);
+        if edge(s) > 0.0 && s > 0 {
+            break;
+        }
+        for e in (s + 1..=n).rev() {
+            let hi = edge(e).max(0.0);
+            if edge(e) < 0.0 {
+                break;
+            }
+            let step = (hi - lo) / 255.0;
+            let error = (c0[e] - c0[s]) * step * step / 12.0 + outside(0, s, lo) + outside(e, n, hi);
+            if error < best.0 {
+                best = (error, Range { lo, hi });
+            }
+        }
+    }
+    best.1
 }
 
 /// The affine map of a quint8 tensor: real = scale × (q − zero_point).
@@ -103,9 +186,30 @@ impl QParams {
     }
 }
 
+/// `t` in floating point: dequantized if it is quantized. A network's features are dequantized before the
+/// global pooling: the mean of 49 values is finer than their levels, and the classifier gets it whole.
+pub fn dequantized(t: &Tensor) -> Tensor {
+    if is_quantized(t) {
+        t.dequantize()
+    } else {
+        t.shallow_clone()
+    }
+}
+
 /// Whether `t` holds quantized values.
 pub fn is_quantized(t: &Tensor) -> bool {
     matches!(t.kind(), Kind::QUInt8 | Kind::QInt8 | Kind::QInt32)
+}
+
+/// `xs` padded with zeros (`[left, right, top, bottom]`). A quantized tensor is padded through its integers with
+/// its zero point: libtorch's own padding of quantized tensors is slow, and so is the convolution after it.
+pub fn zero_pad(xs: &Tensor, pad: [i64; 4]) -> Tensor {
+    if !is_quantized(xs) {
+        return xs.constant_pad_nd(pad);
+    }
+    let (scale, zero_point) = (xs.q_scale(), xs.q_zero_point());
+    let padded = xs.int_repr().pad(pad, "constant", zero_point as f64);
+    padded.internal_make_per_tensor_quantized_tensor(scale, zero_point)
 }
 
 /// A convolution weight in qint8, symmetric, one scale per output channel: the largest magnitude of each
@@ -137,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn recorded_ranges_are_the_union_over_calls() {
+    fn one_pass_gives_the_extremes_and_two_clip_rare_outliers() {
         let r = Recorder::default();
         r.record("conv", Point::Output, &Tensor::from_slice(&[0.0f32, 2.0]));
         r.record("conv", Point::Output, &Tensor::from_slice(&[-1.0f32, 1.0]));
@@ -146,6 +250,38 @@ mod tests {
         assert_eq!(ranges["conv"].output, Some(Range { lo: -1.0, hi: 2.0 }));
         assert_eq!(ranges["conv"].sum, Some(Range { lo: 5.0, hi: 5.0 }));
         assert_eq!(ranges["conv"].input, None);
+
+        // A million values in [0, 1] and one at 3: the levels go to [0, 1] (or a little above), not [0, 3]; the
+        // one value clipped costs less than tripling the step for a million.
+        let r = Recorder::default();
+        let values = Tensor::rand([1_000_000], (Kind::Float, Device::Cpu));
+        let _ = values.get(0).fill_(3.0);
+        r.record("conv", Point::Output, &values);
+        r.start_histograms();
+        r.record("conv", Point::Output, &values);
+        let out = r.ranges()["conv"].output.unwrap();
+        assert_eq!(out.lo, 0.0);
+        assert!(out.hi > 0.9 && out.hi < 2.0, "clipped to {out:?}");
+        // Without outliers, nothing is clipped.
+        let r = Recorder::default();
+        let values = Tensor::from_slice(&[-3.0f32, 0.5, 7.0]);
+        r.record("conv", Point::Input, &values);
+        r.start_histograms();
+        r.record("conv", Point::Input, &values);
+        let input = r.ranges()["conv"].input.unwrap();
+        assert!((input.lo + 3.0).abs() < 0.05 && (input.hi - 7.0).abs() < 0.05, "{input:?}");
+    }
+
+    #[test]
+    fn quantized_padding_is_zero_padding() {
+        let x = Tensor::rand([1, 3, 5, 4], (Kind::Float, Device::Cpu)) - 0.25;
+        let q = QParams::covering(Range { lo: -0.25, hi: 0.75 }).quantize(&x);
+        let pad = [0, 1, 2, 1];
+        let expected = q.dequantize().constant_pad_nd(pad);
+        let got = zero_pad(&q, pad);
+        assert!(is_quantized(&got));
+        assert_eq!(got.size(), [1, 3, 8, 5]);
+        assert_eq!(f64::try_from((got.dequantize() - expected).abs().max()).unwrap(), 0.0);
     }
 
     #[test]

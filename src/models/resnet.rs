@@ -108,7 +108,7 @@ impl Split for ResNet {
     }
 
     fn head(&self, features: &Tensor) -> Tensor {
-        self.fc.forward(&features.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+        self.fc.forward(&super::quant::dequantized(features).adaptive_avg_pool2d([1, 1]).flatten(1, -1))
     }
 }
 

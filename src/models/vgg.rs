@@ -63,7 +63,7 @@ impl Split for Vgg {
 
     fn head(&self, features: &Tensor) -> Tensor {
         // Dropout is the identity at inference.
-        let x = features.adaptive_avg_pool2d([7, 7]).flatten(1, -1);
+        let x = super::quant::dequantized(features).adaptive_avg_pool2d([7, 7]).flatten(1, -1);
         let x = self.classifier[0].forward(&x).relu_();
         let x = self.classifier[1].forward(&x).relu_();
         self.classifier[2].forward(&x)

@@ -4,16 +4,16 @@
 mod images;
 mod video;
 
-use crate::cli::{self, Explain, Model, Request, Source, Window};
+use crate::cli::{self, Arithmetic, Explain, Model, Request, Source, Window};
 use crate::report::Reporter;
 use classify_image::error::{Error, Result};
-use classify_image::models::Preset;
+use classify_image::models::{Precision, Preset};
 use classify_image::weights::hub::Fetch;
-use classify_image::{cam, sink, weights, Classifier, LabelSource, Labels, Scores};
+use classify_image::{calibration, cam, sink, weights, Classifier, LabelSource, Labels, Scores};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind};
+use tch::Device;
 
 /// How a run ended, when it ran at all.
 pub struct Outcome {
@@ -60,7 +60,7 @@ fn load(req: &Request, report: &mut Reporter) -> Result<Loaded> {
     // The file to load: found (or downloaded) before anything is printed, so that a missing one fails first.
     let file = weights_file(&req.model, &req.fetch)?;
     report.info(&format!("loading {}...", req.model_name));
-    let classifier = classifier(&req.model, &file, req.preset, req.device, req.kind)?;
+    let classifier = classifier(&req.model, &file, req.preset, req.device, &req.arithmetic, req.quiet)?;
     let labels = req.labels.load()?;
     labels.check_count(classifier.classes(), &req.labels.path())?;
     cli::top_k_fits(req.top_k, labels.len())?;
@@ -86,10 +86,31 @@ pub fn weights_file(model: &Model, fetch: &Fetch) -> Result<PathBuf> {
 }
 
 /// `model` loaded from `file` (see [`weights_file`]), preparing images as `preset` says.
-pub fn classifier(model: &Model, file: &Path, preset: Preset, device: Device, kind: Kind) -> Result<Classifier> {
+/// In int8, the ranges come from the calibration file given, checked against the model and the weights, or
+/// from the built-in calibration (measured the first time, announced unless `quiet`).
+pub fn classifier(
+    model: &Model,
+    file: &Path,
+    preset: Preset,
+    device: Device,
+    arithmetic: &Arithmetic,
+    quiet: bool,
+) -> Result<Classifier> {
+    let precision = arithmetic.precision;
     match model {
-        Model::Zoo { id, .. } => Ok(Classifier::with_precision(*id, file, device, kind)?.with_preset(preset)),
-        Model::TorchScript(_) => Classifier::torchscript(file, preset, device, kind),
+        Model::Zoo { id, .. } if precision == Precision::Int8 => {
+            let ranges = match &arithmetic.calibration {
+                Some(path) => {
+                    let given = calibration::read(path)?;
+                    calibration::check_fits(&given, path, *id, &calibration::weights_sha256(file)?)?;
+                    given
+                }
+                None => calibration::builtin(*id, file, quiet)?,
+            };
+            Ok(Classifier::int8(*id, file, &ranges)?.with_preset(preset))
+        }
+        Model::Zoo { id, .. } => Ok(Classifier::with_precision(*id, file, device, precision)?.with_preset(preset)),
+        Model::TorchScript(_) => Classifier::torchscript(file, preset, device, precision),
     }
 }
 

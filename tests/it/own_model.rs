@@ -70,7 +70,9 @@ fn fine_tuned_ten_class_resnet18_state_dict() {
 fn torchscript_module() {
     let dir = export_fixture();
     let module = dir.join("scripted_mobilenet_v2.pt");
-    let classifier = Classifier::torchscript(&module, imagenet(128), tch::Device::Cpu, tch::Kind::Float).unwrap();
+    let classifier =
+        Classifier::torchscript(&module, imagenet(128), tch::Device::Cpu, classify_image::models::Precision::Fp32)
+            .unwrap();
     assert_logits(&classifier, &dir.join("scripted.logits.json"), 7);
     assert_cli_uses_labels(
         &["--torchscript", module.to_str().unwrap(), "--size", "128"],
