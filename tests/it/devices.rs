@@ -39,7 +39,7 @@ fn devices_it_does_not_see_and_half_on_the_cpu_fail_clearly() {
     let mut cases = vec![
         (vec!["--device", beyond.as_str()], seen.as_str()),
         (vec!["--device", "tpu"], "invalid value 'tpu' for '--device <DEVICE>': use auto, cpu, cuda or cuda:N"),
-        (vec!["--device", "cpu", "--half"], "--half needs a CUDA device"),
+        (vec!["--device", "cpu", "--half"], "--precision fp16 (--half) needs a CUDA device"),
     ];
     if n == 0 {
         cases.push((vec!["--device", "cuda"], seen.as_str()));
@@ -57,4 +57,29 @@ fn devices_it_does_not_see_and_half_on_the_cpu_fail_clearly() {
         let first = stderr.lines().next().unwrap_or("");
         assert!(first.starts_with("error: ") && first.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+/// `devices` says whether bf16 and int8 are native from the CPU's own flags: a CPU without AVX512_BF16 or AMX
+/// is told so, not promised speed.
+#[test]
+fn devices_reports_the_cpus_native_precisions_from_its_flags() {
+    let out = stdout("classify-image", &["devices"]);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == "flags").map(|(_, v)| v))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let line = out.lines().find(|l| l.starts_with("cpu precisions: ")).expect("a cpu precisions line");
+    let bf16 = flags.contains(&"avx512_bf16") || flags.contains(&"amx_bf16");
+    assert_eq!(line.contains("bf16 native"), bf16, "{line} with flags {flags:?}");
+    assert_eq!(line.contains("bf16 converted in software"), !bf16, "{line}");
+    let vnni = ["avx512_vnni", "avx_vnni", "amx_int8"].iter().any(|f| flags.contains(f));
+    assert_eq!(line.contains("int8 native"), vnni, "{line}");
+    let features = out.lines().find_map(|l| l.strip_prefix("cpu features: ")).expect("a cpu features line");
+    for f in classify_image::cpu::FEATURES {
+        assert_eq!(features.split_whitespace().any(|x| x == *f), flags.contains(f), "{f} in {features}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("libtorch cpu kernels: ")), "{out}");
 }

@@ -15,6 +15,7 @@ mod fuzz_corpus;
 mod no_silent_loss;
 mod own_model;
 mod parity;
+mod precision;
 mod presets;
 mod pth_bombs;
 mod shard;
