@@ -92,11 +92,11 @@ fn assert_reduced_precisions_agree(args: &[&str], int8: bool, agreement: Agreeme
 
 #[test]
 fn bf16_and_int8_agree_with_fp32_on_the_samples() {
-    // Lite0's real weights; ResNet-50 and MobileNet V2 on calibrated generated weights, which the int8
+    // Lite0's real weights; ResNet-18 and MobileNet V2 on calibrated generated weights, which the int8
     // calibration sees for the first time (it runs on the built-in photos, cached beside the fixture).
     assert_reduced_precisions_agree(&["-m", "efficientnet_lite0"], true, Agreement::Close);
-    let resnet = common::fixture("resnet").zip;
-    assert_reduced_precisions_agree(&["-m", "resnet50", "--weights", resnet.to_str().unwrap()], true, Agreement::Loose);
+    let resnet = common::zip_fixture("resnet18").zip;
+    assert_reduced_precisions_agree(&["-m", "resnet18", "--weights", resnet.to_str().unwrap()], true, Agreement::Loose);
     let mobilenet = common::zip_fixture("mobilenet_v2").zip;
     assert_reduced_precisions_agree(
         &["-m", "mobilenet_v2", "--weights", mobilenet.to_str().unwrap()],
@@ -151,29 +151,29 @@ fn calibration_json(path: &Path) -> Value {
 #[test]
 fn int8_calibration_files_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let weights = common::fixture("resnet").zip;
+    let weights = common::zip_fixture("resnet18").zip;
     let w = weights.to_str().unwrap();
     let builtin = dir.path().join("builtin.json");
-    ok(&["quantize", "-q", "-m", "resnet50", "--weights", w, "-o", builtin.to_str().unwrap()]);
+    ok(&["quantize", "-q", "-m", "resnet18", "--weights", w, "-o", builtin.to_str().unwrap()]);
     let file = calibration_json(&builtin);
     assert_eq!(file["format"], "classify-image int8 calibration");
-    assert_eq!(file["model"], "resnet50");
+    assert_eq!(file["model"], "resnet18");
     assert_eq!(file["photos"], 100);
     assert_eq!(file["weights_sha256"].as_str().unwrap(), common::sha256sum(&weights));
-    // Every convolution of ResNet-50 (53) has its input and output ranges, and the last of each of the 16
+    // Every convolution of ResNet-18 (20) has its input and output ranges, and the last of each of the 8
     // blocks the range of the residual sum.
     let ranges = file["ranges"].as_object().unwrap();
-    assert_eq!(ranges.len(), 53, "{:?}", ranges.keys().collect::<Vec<_>>());
+    assert_eq!(ranges.len(), 20, "{:?}", ranges.keys().collect::<Vec<_>>());
     assert!(ranges.values().all(|r| r["output"]["hi"].as_f64().unwrap() >= r["output"]["lo"].as_f64().unwrap()));
-    assert_eq!(ranges.values().filter(|r| r.get("sum").is_some()).count(), 16);
+    assert_eq!(ranges.values().filter(|r| r.get("sum").is_some()).count(), 8);
     assert!(ranges.values().all(|r| r.get("input").is_some()));
 
     // The same calibration again is the same file, and the built-in cache it matches gives the same scores.
     let again = dir.path().join("again.json");
-    ok(&["quantize", "-q", "-m", "resnet50", "--weights", w, "-o", again.to_str().unwrap()]);
+    ok(&["quantize", "-q", "-m", "resnet18", "--weights", w, "-o", again.to_str().unwrap()]);
     assert_eq!(std::fs::read(&builtin).unwrap(), std::fs::read(&again).unwrap());
     let images = samples();
-    let mut args = vec!["-q", "--format", "jsonl", "-m", "resnet50", "--weights", w, "--precision", "int8"];
+    let mut args = vec!["-q", "--format", "jsonl", "-m", "resnet18", "--weights", w, "--precision", "int8"];
     args.extend(images.iter().map(String::as_str));
     let cached = ok(&args);
     args.extend(["--calibration", builtin.to_str().unwrap()]);
@@ -181,7 +181,7 @@ fn int8_calibration_files_round_trip() {
 
     // Calibrated on other photos: other ranges, which int8 uses.
     let own = dir.path().join("own.json");
-    ok(&["quantize", "-q", "-m", "resnet50", "--weights", w, "-o", own.to_str().unwrap(), "images"]);
+    ok(&["quantize", "-q", "-m", "resnet18", "--weights", w, "-o", own.to_str().unwrap(), "images"]);
     let own_file = calibration_json(&own);
     assert_eq!(own_file["photos"], 5);
     assert_ne!(own_file["photos_sha256"], file["photos_sha256"]);
@@ -196,7 +196,7 @@ fn requests_that_cannot_run_fail_in_one_line_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.png");
     let o = out.to_str().unwrap();
-    let resnet = common::fixture("resnet").zip;
+    let resnet = common::zip_fixture("resnet18").zip;
     let lite0_file = dir.path().join("lite0.json");
     ok(&["quantize", "-q", "-m", "efficientnet_lite0", "-o", lite0_file.to_str().unwrap(), "images/coffee.png"]);
     let not_json = dir.path().join("bad.json");
@@ -217,7 +217,7 @@ fn requests_that_cannot_run_fail_in_one_line_and_write_nothing() {
         (
             vec![
                 "-m".into(),
-                "resnet50".into(),
+                "resnet18".into(),
                 "--weights".into(),
                 cal(&resnet),
                 "--precision".into(),
@@ -225,7 +225,7 @@ fn requests_that_cannot_run_fail_in_one_line_and_write_nothing() {
                 "--calibration".into(),
                 cal(&lite0_file),
             ],
-            "it calibrates efficientnet_lite0, not resnet50",
+            "it calibrates efficientnet_lite0, not resnet18",
         ),
         (vec!["--precision".into(), "int8".into(), "--torchscript".into(), "x.pt".into()], "not --precision int8"),
         (vec!["--precision".into(), "bf4".into()], "invalid value 'bf4'"),
