@@ -5,7 +5,8 @@ Run through scripts/bench.sh, which sets up and builds first:
   bench.py run [--quick] [--out FILE]      every figure of docs/BENCHMARKS.md, with ratios and targets
   bench.py peers [--quick] [--out FILE]    classify-image beside the CPU peers (PyTorch eager and TorchScript,
                                            ONNX Runtime, OpenVINO) in fp32, bf16 and int8, and its video frame
-                                           rate; BENCH_ROOT=DIR times the classify-image built in DIR
+                                           rate; BENCH_ROOT=DIR times the classify-image built in DIR,
+                                           BENCH_PREBUILT=1 as it is built there, without cargo
   bench.py python-inprocess MODEL WEIGHTS LOADS FORWARDS
                                            PyTorch's side of the in-process figures, as JSON (internal)
   bench.py peer-prepare MODEL WEIGHTS, bench.py peer MODEL PEER WEIGHTS RUNS --threads N
@@ -717,11 +718,52 @@ def run_peer(model, peer, weights, runs, threads):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def rust_peer(model, weights, forwards, precision, threads):
-    """classify-image's in-process forward passes (benches/inprocess.rs), at batch 1. fp32 is its default; another
-    precision is its 5th argument, which an older bench ignores: its JSON must then say the precision it ran."""
-    argv = ["cargo", "bench", "--quiet", "--bench", "inprocess", "--", model, weights, "1", str(forwards)]
-    argv += [] if precision == "fp32" else [precision]
+def snapshot_build():
+    """classify-image as built in BUILD_ROOT, resolved once: `cargo bench --no-run` (which builds what is stale;
+    bench.sh has built already), then the in-process bench's executable and target/release/classify-image copied
+    into target/bench/peers/bin/ and run from there, so that a rebuild in BUILD_ROOT during the run neither mixes
+    two builds nor compiles between measurements. With BENCH_PREBUILT=1 nothing is built: the newest in-process
+    bench executable there is taken as it is (for a build tree that someone else is working in). Returns the two
+    paths and a description of the build."""
+    described = subprocess.run(["git", "-C", BUILD_ROOT, "describe", "--always", "--dirty"], capture_output=True,
+                               text=True).stdout.strip() or "an unknown commit"
+    if os.environ.get("BENCH_PREBUILT"):
+        import glob
+        found = [p for p in glob.glob(os.path.join(BUILD_ROOT, "target", "release", "deps", "inprocess-*"))
+                 if not p.endswith(".d") and os.access(p, os.X_OK)]
+        if not found:
+            raise SystemExit(f"bench.py peers: BENCH_PREBUILT: no built in-process bench in {BUILD_ROOT}")
+        bench = max(found, key=os.path.getmtime)
+        described += " as already built (BENCH_PREBUILT: the sources may be newer)"
+    else:
+        proc = subprocess.run(["cargo", "bench", "--bench", "inprocess", "--no-run", "--message-format=json"],
+                              cwd=BUILD_ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench.py peers: cargo bench --no-run in {BUILD_ROOT}: {failure_reason(proc.stderr)}")
+        bench = None
+        for line in proc.stdout.splitlines():
+            message = json.loads(line) if line.startswith("{") else {}
+            if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "inprocess":
+                bench = message.get("executable") or bench
+        if bench is None:
+            raise SystemExit(f"bench.py peers: cargo bench --no-run in {BUILD_ROOT} named no inprocess executable")
+    folder = os.path.join(PEER_DIR, "bin")
+    os.makedirs(folder, exist_ok=True)
+    copies = []
+    for source, name in ((bench, "inprocess"), (os.path.join(BUILD_ROOT, "target", "release", "classify-image"),
+                                                 "classify-image")):
+        target = os.path.join(folder, name)
+        shutil.copy2(source, target + ".tmp")
+        os.replace(target + ".tmp", target)
+        copies.append(target)
+    return copies[0], copies[1], described
+
+
+def rust_peer(bench, model, weights, forwards, precision, threads):
+    """classify-image's in-process forward passes (benches/inprocess.rs, as `cargo bench` runs it), at batch 1.
+    fp32 is its default; another precision is its 5th argument, which an older bench ignores: its JSON must
+    then say the precision it ran."""
+    argv = [bench, model, weights, "1", str(forwards)] + ([] if precision == "fp32" else [precision]) + ["--bench"]
     proc = subprocess.run(argv, cwd=BUILD_ROOT, capture_output=True, text=True,
                           env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
     if proc.returncode != 0:
@@ -760,10 +802,9 @@ def make_video(frames):
     return path
 
 
-def video_run(model, weights, video, precision, threads):
+def video_run(ours, model, weights, video, precision, threads):
     """classify-image on every frame of `video`, records to stdout (no window, no video written): (wall seconds,
     frames classified), or the reason it failed."""
-    ours = os.path.join(BUILD_ROOT, "target", "release", "classify-image")
     argv = [ours, "--video", video, "-m", model, "--weights", weights, "-q", "--format", "jsonl"]
     argv += [] if precision == "fp32" else ["--precision", precision]
     start = time.perf_counter()
@@ -805,7 +846,9 @@ def peers(args):
     threads = int(os.environ.get("BENCH_THREADS", torch.get_num_threads()))
     os.makedirs(BENCH, exist_ok=True)
     flags = cpu_flags()
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "flags": flags, "threads": threads,
+    log(f"bench: peers: classify-image as built in {BUILD_ROOT}")
+    bench, ours, build = snapshot_build()
+    machine = {"build": build, "build_root": BUILD_ROOT, "cpu": cpu_name(), "cores": os.cpu_count(), "flags": flags, "threads": threads,
                "torch": torch.__version__, "onnxruntime": package_version("onnxruntime"),
                "openvino": package_version("openvino"), "onnx": package_version("onnx"),
                "rounds": rounds, "runs": runs, "quick": quick, "video_frames": video_frames,
@@ -828,7 +871,7 @@ def peers(args):
                 if slot["error"]:
                     continue
                 if e.startswith("ours-"):
-                    out = rust_peer(m, weights, runs, e[len("ours-"):], threads)
+                    out = rust_peer(bench, m, weights, runs, e[len("ours-"):], threads)
                     if "size" in out and out["size"] != size:
                         out = {"error": f"classify-image ran {out['size']}×{out['size']}, the peers {size}×{size}"}
                 else:
@@ -848,12 +891,12 @@ def peers(args):
             log(f"bench: peers: video: {m} {p}")
             walls, starts, frames, error = [], [], None, None
             for _ in range(video_rounds):
-                measured, error = video_run(m, weights, long_video, p, threads)
+                measured, error = video_run(ours, m, weights, long_video, p, threads)
                 if error:
                     break
                 walls.append(measured[0])
                 frames = measured[1]
-                measured, error = video_run(m, weights, one_frame, p, threads)
+                measured, error = video_run(ours, m, weights, one_frame, p, threads)
                 if error:
                     break
                 starts.append(measured[0])
@@ -937,7 +980,8 @@ def render_peers(machine, results, video):
              f"{' (--quick: ResNet-50 only, few runs)' if machine['quick'] else ''} on {machine['cpu']},"
              f" {machine['cores']} cores ({isa}); torch {machine['torch']}, onnxruntime {machine['onnxruntime']},"
              f" openvino {machine['openvino']}, onnx {machine['onnx']}; {machine['threads']} threads for everyone"
-             f" (torch.set_num_threads and OMP_NUM_THREADS, intra_op_num_threads, INFERENCE_NUM_THREADS).")
+             f" (torch.set_num_threads and OMP_NUM_THREADS, intra_op_num_threads, INFERENCE_NUM_THREADS);"
+             f" classify-image built from {machine['build']}.")
     L.append("")
     L.append(f"Batch 1, the same random input at the size classify-image runs each model at by default (the size"
              f" column: the seed's preset squashes every image to 224×224, Inception v3 included; 299 is Inception's"
@@ -975,7 +1019,7 @@ def render_peers(machine, results, video):
           "Where a peer has several ways to run, its table cell is the fastest. Agreement: the largest difference"
           " between the peer's logits on the benchmark input and PyTorch eager fp32's, over the largest logit; a"
           " check that each peer computes the network in the precision it claims (fp32 near 1e-6, bf16 near"
-          " 1e-2). With random weights some networks' features fade to almost nothing and their logits are little"
+          " 1e-2, int8 further off on these random weights). With random weights some networks' features fade to almost nothing and their logits are little"
           " more than the classifier's bias, which every peer then matches closely.")
     for m, r in results.items():
         for e in PEERS:
