@@ -490,6 +490,16 @@ def failure_reason(stderr):
     return (useful or lines or ["no output"])[-1][:200]
 
 
+def short_reason(reason):
+    """A reason fit for a table's footnote: its first clause (an error's list of alternatives left out), without
+    a Rust error variant's `Name("` wrapper."""
+    import re
+    reason, wrapped = re.subn(r'\b[A-Z]\w*\("', "", reason.split("; ")[0])
+    if wrapped and reason.endswith('")'):
+        reason = reason[:-2]
+    return reason if len(reason) <= 160 else reason[:157] + "..."
+
+
 def peer_paths(model):
     tag = package_version("torch")  # not torch.__version__: ONNX Runtime's and OpenVINO's processes never load torch
     return {"input": os.path.join(PEER_DIR, f"{model}-input.npy"),
@@ -905,6 +915,10 @@ def peers(args):
             video[(m, p)] = {"error": error} if error else {
                 "frames": frames, "wall": median(walls), "start": median(starts),
                 "raw_fps": frames / median(walls), "net_fps": (frames - 1) / (median(walls) - median(starts))}
+    # Every timing as measured, for a closer look than the medians (target/bench/peers/results.json).
+    raw = {"machine": dict(machine, flags=sorted(flags & set(ISA_FLAGS))), "models": results,
+           "video": {f"{m} {p}": v for (m, p), v in video.items()}}
+    replace_atomically(os.path.join(PEER_DIR, "results.json"), lambda p: json.dump(raw, open(p, "w"), indent=1))
     report = render_peers(machine, results, video)
     print(report)
     if args.out:
@@ -953,9 +967,10 @@ def peer_ratio(r, ours, others):
 
 def cell_ms(slot, notes):
     if slot["error"]:
-        if slot["error"] not in notes:
-            notes.append(slot["error"])
-        return f"n/a ({notes.index(slot['error']) + 1})"
+        reason = short_reason(slot["error"])
+        if reason not in notes:
+            notes.append(reason)
+        return f"n/a ({notes.index(reason) + 1})"
     ms = entry_ms(slot)
     variants = variant_medians(slot)
     return f"{ms:.1f}" + (f" ({best_variant(slot)})" if len(variants) > 1 else "")
@@ -1037,7 +1052,7 @@ def render_peers(machine, results, video):
           f" load, first frame), i.e. the steady rate.")
     for (m, p), v in video.items():
         if v.get("error"):
-            L.append(f"| {m} | {p} | n/a: {v['error']} | | | |")
+            L.append(f"| {m} | {p} | n/a: {short_reason(v['error'])} | | | |")
         else:
             L.append(f"| {m} | {p} | {v['wall']:.2f} s | {v['start']:.2f} s | {v['raw_fps']:.1f} |"
                      f" {v['net_fps']:.1f} |")
@@ -1061,7 +1076,7 @@ def render_peers(machine, results, video):
         L.append(f"| resnet int8: ≤ 1.0× PyTorch int8 | {cell_ratio(q)} | {check(q, 1.0)} |")
     v = video.get(("resnet", "int8"))
     if v is not None:
-        measured = f"n/a: {v['error']}" if v.get("error") else f"{v['net_fps']:.1f} fps net ({v['raw_fps']:.1f} raw)"
+        measured = f"n/a: {short_reason(v['error'])}" if v.get("error") else f"{v['net_fps']:.1f} fps net ({v['raw_fps']:.1f} raw)"
         fps = None if v.get("error") else v["net_fps"]
         L.append(f"| resnet int8 video: ≥ {VIDEO_TARGET_FPS} fps | {measured} | {check(fps, VIDEO_TARGET_FPS, False)} |")
     return "\n".join(L)
