@@ -3,8 +3,14 @@
 Run through scripts/bench.sh, which sets up and builds first:
 
   bench.py run [--quick] [--out FILE]      every figure of docs/BENCHMARKS.md, with ratios and targets
+  bench.py peers [--quick] [--out FILE]    classify-image beside the CPU peers (PyTorch eager and TorchScript,
+                                           ONNX Runtime, OpenVINO) in fp32, bf16 and int8, and its video frame
+                                           rate; BENCH_ROOT=DIR times the classify-image built in DIR,
+                                           BENCH_PREBUILT=1 as it is built there, without cargo
   bench.py python-inprocess MODEL WEIGHTS LOADS FORWARDS
                                            PyTorch's side of the in-process figures, as JSON (internal)
+  bench.py peer-prepare MODEL WEIGHTS, bench.py peer MODEL PEER WEIGHTS RUNS --threads N
+                                           one model's peer fixtures, and one peer's timings as JSON (internal)
 
 What is compared (docs/BENCHMARKS.md says why each one):
   classify-image   target/release/classify-image, and benches/inprocess.rs for in-process figures
@@ -429,16 +435,668 @@ def render(machine, results, folder_images, folder_times, folder_rss, prof, quic
     return "\n".join(L)
 
 
+# ---------------------------------------------------------------------------------------------- CPU peers
+#
+# `bench.py peers` puts classify-image's forward pass beside the other ways of running the same network on a CPU:
+# PyTorch eager and frozen TorchScript (the same libtorch), ONNX Runtime and OpenVINO (their own kernels), in fp32,
+# bf16 and int8, plus classify-image's frame rate on a video. Every peer runs in its own process on the same
+# weights (make_weights), the same random input (seed 0, the model's own input size) and the same thread count.
+
+PEER_MODELS = ["resnet", "densenet", "inception", "vgg16", "efficientnet_lite0"]
+VIDEO_MODELS = ["resnet", "efficientnet_lite0"]
+PRECISIONS = ("fp32", "bf16", "int8")
+# id: (precision, column name). classify-image's own entries are "ours-fp32", "ours-bf16" and "ours-int8".
+PEERS = {
+    "eager": ("fp32", "PyTorch eager"),
+    "torchscript": ("fp32", "TorchScript frozen"),
+    "ort": ("fp32", "ONNX Runtime"),
+    "openvino": ("fp32", "OpenVINO"),
+    "eager-bf16": ("bf16", "PyTorch bf16"),
+    "openvino-bf16": ("bf16", "OpenVINO bf16"),
+    "fx-int8": ("int8", "PyTorch int8"),
+}
+FP32_RUNTIMES = ("ort", "openvino")  # "the faster fp32 peer" of the targets: the other runtimes' fp32
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+CALIBRATION_PHOTOS = 32
+ONNX_OPSET = 17
+VIDEO_SIZE = (640, 480)
+VIDEO_TARGET_FPS = 30
+# Where classify-image is built (cargo bench runs there, and its target/release/classify-image is timed): this
+# checkout unless BENCH_ROOT names another one. Weights, ONNX files and videos stay under this checkout's target/.
+BUILD_ROOT = os.path.abspath(os.environ.get("BENCH_ROOT", ROOT))
+PEER_DIR = os.path.join(BENCH, "peers")
+
+
+class Unsupported(Exception):
+    """A peer that cannot run this model (reported as n/a with the reason)."""
+
+
+def first_line(error):
+    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[0] if lines else text)[:200]
+
+
+def failure_reason(stderr):
+    """The telling line of a failed process's stderr: a Rust panic's message, an `error:` line, or the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "panicked at" in line and i + 1 < len(lines):
+            return lines[i + 1][:200]
+    for line in lines:
+        if line.startswith("error"):
+            return line[:200]
+    useful = [line for line in lines if not line.startswith(("note:", "stack backtrace", "Usage:", "For more"))]
+    return (useful or lines or ["no output"])[-1][:200]
+
+
+def short_reason(reason):
+    """A reason fit for a table's footnote: its first clause (an error's list of alternatives left out), without
+    a Rust error variant's `Name("` wrapper."""
+    import re
+    reason, wrapped = re.subn(r'\b[A-Z]\w*\("', "", reason.split("; ")[0])
+    if wrapped and reason.endswith('")'):
+        reason = reason[:-2]
+    return reason if len(reason) <= 160 else reason[:157] + "..."
+
+
+def peer_paths(model):
+    tag = package_version("torch")  # not torch.__version__: ONNX Runtime's and OpenVINO's processes never load torch
+    return {"input": os.path.join(PEER_DIR, f"{model}-input.npy"),
+            "logits": os.path.join(PEER_DIR, f"{model}-logits.npy"),
+            "onnx": os.path.join(PEER_DIR, f"{model}-opset{ONNX_OPSET}.onnx"),
+            "calibration": os.path.join(PEER_DIR, f"{model}-calibration.npy"),
+            "observers": os.path.join(PEER_DIR, f"{model}-int8-observers-torch{tag}.pt")}
+
+
+def build_torch_model(model, weights):
+    sys.path.insert(0, SCRIPTS)
+    from classify_image import CONSTRUCTORS, load_local_state_dict
+    return load_local_state_dict(CONSTRUCTORS[model](), weights).eval()
+
+
+def first_output(out):
+    """The logits of a model's output (scripted Inception v3 returns a (logits, aux) tuple)."""
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def replace_atomically(path, write):
+    tmp = path + ".tmp"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def peer_prepare_cmd(args):
+    """The shared fixtures of one model's peers: the random input, PyTorch eager's logits on it (what every
+    peer's output is compared with), the ONNX export and the calibration photos for int8."""
+    import numpy as np
+    import torch
+    sys.path.insert(0, SCRIPTS)
+    from classify_image import preprocess_image
+    from pyimagesearch import config
+    os.makedirs(PEER_DIR, exist_ok=True)
+    paths = peer_paths(args.model)
+    size, mean, std = config.preset(args.model)
+    if not os.path.exists(paths["input"]):
+        torch.manual_seed(0)
+        replace_atomically(paths["input"], lambda p: np.save(open(p, "wb"), torch.randn(1, 3, size, size).numpy()))
+    x = torch.from_numpy(np.load(paths["input"]))
+    model = build_torch_model(args.model, args.weights)
+    with torch.inference_mode():
+        logits = first_output(model(x)).numpy()
+    replace_atomically(paths["logits"], lambda p: np.save(open(p, "wb"), logits))
+    if not os.path.exists(paths["onnx"]):
+        log(f"bench: {args.model}: exporting ONNX (opset {ONNX_OPSET})")
+        with torch.no_grad():
+            replace_atomically(paths["onnx"], lambda p: torch.onnx.export(
+                model, (x,), p, opset_version=ONNX_OPSET, dynamo=False, input_names=["input"],
+                output_names=["logits"]))
+    if not os.path.exists(paths["calibration"]):
+        # Photos spread over the evaluation set's classes (every n-th of its sorted manifest), prepared as
+        # classify-image prepares them for this model.
+        import csv
+        import cv2
+        evalset = os.path.join(ROOT, "evalset")
+        rows = list(csv.DictReader(open(os.path.join(evalset, "manifest.csv"))))
+        step = max(1, len(rows) // CALIBRATION_PHOTOS)
+        photos = [os.path.join(evalset, r["path"]) for r in rows[::step][:CALIBRATION_PHOTOS]]
+        batch = np.concatenate([preprocess_image(cv2.imread(p), size, mean, std) for p in photos])
+        replace_atomically(paths["calibration"], lambda p: np.save(open(p, "wb"), batch))
+    print(json.dumps({"model": args.model, "size": size}))
+
+
+# Each builder returns ({variant: forward}, note): `forward()` runs one batch-1 pass and returns the logits.
+
+def torch_peer(args, x):
+    import torch
+    torch.set_num_threads(args.threads)
+    model = build_torch_model(args.model, args.weights)
+    return torch, model, torch.from_numpy(x)
+
+
+def inference(torch, model, x, autocast=False):
+    def forward():
+        with torch.inference_mode():
+            if autocast:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return first_output(model(x))
+            return first_output(model(x))
+    return forward
+
+
+def peer_eager(args, x):
+    import copy
+    torch, model, x = torch_peer(args, x)
+    cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    return {"contiguous": inference(torch, model, x),
+            "channels_last": inference(torch, cl, x.contiguous(memory_format=torch.channels_last))}, ""
+
+
+def peer_torchscript(args, x):
+    torch, model, x = torch_peer(args, x)
+    with torch.no_grad():
+        try:
+            module, how = torch.jit.script(model), "torch.jit.script"
+        except Exception as e:
+            log(f"bench: {args.model}: torch.jit.script failed ({first_line(e)}); tracing instead")
+            module, how = torch.jit.trace(model, x), "torch.jit.trace"
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(module))
+    return {"frozen": inference(torch, frozen, x)}, f"{how} + freeze + optimize_for_inference"
+
+
+def peer_eager_bf16(args, x):
+    import copy
+    torch, model, x = torch_peer(args, x)
+    cl_format = torch.channels_last
+    b16 = copy.deepcopy(model).to(torch.bfloat16)
+    b16_cl = copy.deepcopy(model).to(torch.bfloat16).to(memory_format=cl_format)
+    f32_cl = copy.deepcopy(model).to(memory_format=cl_format)
+    xb = x.to(torch.bfloat16)
+    return {"bf16 weights, contiguous": inference(torch, b16, xb),
+            "bf16 weights, channels_last": inference(torch, b16_cl, xb.contiguous(memory_format=cl_format)),
+            "autocast, contiguous": inference(torch, model, x, autocast=True),
+            "autocast, channels_last": inference(torch, f32_cl, x.contiguous(memory_format=cl_format),
+                                                 autocast=True)}, ""
+
+
+def peer_fx_int8(args, x):
+    """FX post-training static quantization for the x86 engine, calibrated on real photos. The observers'
+    state after calibration is cached, so that later rounds only convert."""
+    import warnings
+    import numpy as np
+    torch, model, x = torch_peer(args, x)
+    warnings.filterwarnings("ignore")  # quantize_fx's deprecation notices, once per call
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    torch.backends.quantized.engine = "x86"
+    paths = peer_paths(args.model)
+    try:
+        prepared = prepare_fx(model, get_default_qconfig_mapping("x86"), (x,))
+    except Exception as e:
+        raise Unsupported(f"prepare_fx: {first_line(e)}")
+    try:
+        if os.path.exists(paths["observers"]):
+            prepared.load_state_dict(torch.load(paths["observers"], weights_only=True))
+        else:
+            with torch.no_grad():
+                for chunk in torch.from_numpy(np.load(paths["calibration"])).split(8):
+                    prepared(chunk)
+            state = {k: v.clone() for k, v in prepared.state_dict().items()}
+            replace_atomically(paths["observers"], lambda p: torch.save(state, p))
+        quantized = convert_fx(prepared)
+        with torch.no_grad():
+            traced = torch.jit.freeze(torch.jit.trace(quantized, x))
+    except Exception as e:
+        raise Unsupported(f"calibration or convert_fx: {first_line(e)}")
+    return {"GraphModule": inference(torch, quantized, x), "traced + frozen": inference(torch, traced, x)}, \
+        f"x86 engine, default qconfig mapping, {CALIBRATION_PHOTOS} photos"
+
+
+def peer_ort(args, x):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(peer_paths(args.model)["onnx"], options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return {"": lambda: session.run(None, {name: x})[0]}, "ORT_ENABLE_ALL, CPUExecutionProvider"
+
+
+def openvino_peer(args, x, precision):
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(peer_paths(args.model)["onnx"]), "CPU", {
+        "INFERENCE_NUM_THREADS": args.threads, "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"})
+    used = compiled.get_property("INFERENCE_PRECISION_HINT")
+    used = used.to_string() if hasattr(used, "to_string") else str(used)
+    if used != precision:
+        raise Unsupported(f"OpenVINO runs {used} here, not {precision}")
+    request = compiled.create_infer_request()
+
+    def forward():
+        request.infer({0: x}, share_inputs=True)
+        return request.get_output_tensor(0).data
+    return {"": forward}, f"{used}, {compiled.get_property('NUM_STREAMS')} stream(s)"
+
+
+PEER_BUILDERS = {
+    "eager": peer_eager, "torchscript": peer_torchscript, "ort": peer_ort,
+    "openvino": lambda a, x: openvino_peer(a, x, "f32"), "eager-bf16": peer_eager_bf16,
+    "openvino-bf16": lambda a, x: openvino_peer(a, x, "bf16"), "fx-int8": peer_fx_int8,
+}
+
+
+def peer_cmd(args):
+    """One peer in its own process: build, warm up, then `runs` timed batch-1 passes of each variant, the variants
+    alternating. Prints {"ms": {variant: [...]}, "diff": {variant: max |Δ logit| / max |logit|}, "note": ...}."""
+    import numpy as np
+    paths = peer_paths(args.model)
+    x = np.load(paths["input"])
+    reference = np.load(paths["logits"])
+    try:
+        variants, note = PEER_BUILDERS[args.peer](args, x)
+        outputs = {}
+        for name, forward in variants.items():
+            for _ in range(3):
+                out = forward()
+            outputs[name] = np.asarray(out.float() if hasattr(out, "float") else out, dtype=np.float32)
+    except Unsupported as e:
+        print(json.dumps({"error": str(e)}))
+        return
+    except Exception as e:
+        print(json.dumps({"error": first_line(e)}))
+        return
+    times = {name: [] for name in variants}
+    for _ in range(args.runs):
+        for name, forward in variants.items():
+            start = time.perf_counter()
+            forward()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    scale = float(np.abs(reference).max()) or 1.0
+    diff = {name: float(np.abs(out.reshape(reference.shape) - reference).max()) / scale
+            for name, out in outputs.items()}
+    print(json.dumps({"ms": times, "diff": diff, "note": note}))
+
+
+def run_peer(model, peer, weights, runs, threads):
+    proc = subprocess.run([PYTHON, __file__, "peer", model, peer, weights, str(runs), "--threads", str(threads)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": failure_reason(proc.stderr)}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def snapshot_build():
+    """classify-image as built in BUILD_ROOT, resolved once: `cargo bench --no-run` (which builds what is stale;
+    bench.sh has built already), then the in-process bench's executable and target/release/classify-image copied
+    into target/bench/peers/bin/ and run from there, so that a rebuild in BUILD_ROOT during the run neither mixes
+    two builds nor compiles between measurements. With BENCH_PREBUILT=1 nothing is built: the newest in-process
+    bench executable there is taken as it is (for a build tree that someone else is working in). Returns the two
+    paths and a description of the build."""
+    described = subprocess.run(["git", "-C", BUILD_ROOT, "describe", "--always", "--dirty"], capture_output=True,
+                               text=True).stdout.strip() or "an unknown commit"
+    if os.environ.get("BENCH_PREBUILT"):
+        import glob
+        found = [p for p in glob.glob(os.path.join(BUILD_ROOT, "target", "release", "deps", "inprocess-*"))
+                 if not p.endswith(".d") and os.access(p, os.X_OK)]
+        if not found:
+            raise SystemExit(f"bench.py peers: BENCH_PREBUILT: no built in-process bench in {BUILD_ROOT}")
+        bench = max(found, key=os.path.getmtime)
+        described += " as already built (BENCH_PREBUILT: the sources may be newer)"
+    else:
+        proc = subprocess.run(["cargo", "bench", "--bench", "inprocess", "--no-run", "--message-format=json"],
+                              cwd=BUILD_ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench.py peers: cargo bench --no-run in {BUILD_ROOT}: {failure_reason(proc.stderr)}")
+        bench = None
+        for line in proc.stdout.splitlines():
+            message = json.loads(line) if line.startswith("{") else {}
+            if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "inprocess":
+                bench = message.get("executable") or bench
+        if bench is None:
+            raise SystemExit(f"bench.py peers: cargo bench --no-run in {BUILD_ROOT} named no inprocess executable")
+    folder = os.path.join(PEER_DIR, "bin")
+    os.makedirs(folder, exist_ok=True)
+    copies = []
+    for source, name in ((bench, "inprocess"), (os.path.join(BUILD_ROOT, "target", "release", "classify-image"),
+                                                 "classify-image")):
+        target = os.path.join(folder, name)
+        shutil.copy2(source, target + ".tmp")
+        os.replace(target + ".tmp", target)
+        copies.append(target)
+    return copies[0], copies[1], described
+
+
+def rust_peer(bench, model, weights, forwards, precision, threads):
+    """classify-image's in-process forward passes (benches/inprocess.rs, as `cargo bench` runs it), at batch 1.
+    fp32 is its default; another precision is its 5th argument, which an older bench ignores: its JSON must
+    then say the precision it ran."""
+    argv = [bench, model, weights, "1", str(forwards)] + ([] if precision == "fp32" else [precision]) + ["--bench"]
+    proc = subprocess.run(argv, cwd=BUILD_ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    if proc.returncode != 0:
+        return {"error": failure_reason(proc.stderr)}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if out.get("precision", "fp32") != precision:
+        return {"error": f"benches/inprocess.rs ran {out.get('precision', 'fp32')}, not {precision} (no precision"
+                         " argument in this build)"}
+    if out["threads"] != threads:
+        return {"error": f"benches/inprocess.rs ran {out['threads']} threads, not {threads}"}
+    return {"ms": {"": out["forward_b1_ms"]}, "size": out["size"], "note": ""}
+
+
+def make_video(frames):
+    """A 640×480 MJPEG video of `frames` frames: a window panning and zooming over a bundled photo, with a bar
+    sweeping across, so that every frame differs."""
+    path = os.path.join(BENCH, f"video{VIDEO_SIZE[0]}x{VIDEO_SIZE[1]}-{frames}.avi")
+    if os.path.exists(path):
+        return path
+    import cv2
+    w, h = VIDEO_SIZE
+    photo = cv2.resize(cv2.imread(os.path.join(ROOT, "images", "chelsea.png")), (2 * w, 2 * h))
+    tmp = path[:-4] + ".tmp.avi"
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"MJPG"), 30, (w, h))
+    for i in range(frames):
+        t = i / max(1, frames - 1)
+        zoom = 1.0 + 0.8 * t
+        cw, ch = int(2 * w / zoom), int(2 * h / zoom)
+        x0, y0 = int((2 * w - cw) * t), int((2 * h - ch) * (1 - t))
+        frame = cv2.resize(photo[y0:y0 + ch, x0:x0 + cw], (w, h))
+        bar = (i * 11) % w
+        frame[:, bar:bar + 16] = (255 - 3 * i % 256, 5 * i % 256, 128)
+        writer.write(frame)
+    writer.release()
+    os.replace(tmp, path)
+    return path
+
+
+def video_run(ours, model, weights, video, precision, threads):
+    """classify-image on every frame of `video`, records to stdout (no window, no video written): (wall seconds,
+    frames classified), or the reason it failed."""
+    argv = [ours, "--video", video, "-m", model, "--weights", weights, "-q", "--format", "jsonl"]
+    argv += [] if precision == "fp32" else ["--precision", precision]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return None, failure_reason(proc.stderr)
+    return (wall, sum(1 for line in proc.stdout.splitlines() if line.startswith("{"))), None
+
+
+def cpu_flags():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def package_version(name):
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def peers(args):
+    quick = args.quick
+    models = ["resnet"] if quick else PEER_MODELS
+    video_models = ["resnet"] if quick else VIDEO_MODELS
+    # Short rounds, each peer in turn (the order rotated each round), so that every peer sees the same moments of
+    # this shared machine; medians over all runs, ratios the medians of the rounds' own ratios.
+    rounds, runs = (1, 3) if quick else (5, 4)
+    video_frames, video_rounds = (30, 1) if quick else (150, 3)
+    missing = [p for p in ("onnxruntime", "openvino", "onnx") if package_version(p) is None]
+    if missing:
+        raise SystemExit(f"bench.py peers: {', '.join(missing)} missing: pip install -r scripts/requirements-bench.txt"
+                         " (bash scripts/bench.sh --peers does)")
+    import torch
+    threads = int(os.environ.get("BENCH_THREADS", torch.get_num_threads()))
+    os.makedirs(BENCH, exist_ok=True)
+    flags = cpu_flags()
+    log(f"bench: peers: classify-image as built in {BUILD_ROOT}")
+    bench, ours, build = snapshot_build()
+    machine = {"build": build, "build_root": BUILD_ROOT, "cpu": cpu_name(), "cores": os.cpu_count(), "flags": flags, "threads": threads,
+               "torch": torch.__version__, "onnxruntime": package_version("onnxruntime"),
+               "openvino": package_version("openvino"), "onnx": package_version("onnx"),
+               "rounds": rounds, "runs": runs, "quick": quick, "video_frames": video_frames,
+               "video_rounds": video_rounds}
+    entries = ["ours-fp32", "ours-bf16", "ours-int8"] + list(PEERS)
+    results = {}
+    for m in models:
+        weights = make_weights(m)
+        log(f"bench: peers: {m}: fixtures")
+        prepared = subprocess.run([PYTHON, __file__, "peer-prepare", m, weights], check=True, capture_output=True,
+                                  text=True).stdout
+        size = json.loads(prepared.strip().splitlines()[-1])["size"]
+        r = results[m] = {"size": size, "peers": {e: {"rounds": [], "error": None, "note": "", "diff": {}}
+                                                  for e in entries}}
+        for k in range(rounds):
+            order = entries[k % len(entries):] + entries[:k % len(entries)]
+            log(f"bench: peers: {m}: round {k + 1} of {rounds}")
+            for e in order:
+                slot = r["peers"][e]
+                if slot["error"]:
+                    continue
+                if e.startswith("ours-"):
+                    out = rust_peer(bench, m, weights, runs, e[len("ours-"):], threads)
+                    if "size" in out and out["size"] != size:
+                        out = {"error": f"classify-image ran {out['size']}×{out['size']}, the peers {size}×{size}"}
+                else:
+                    out = run_peer(m, e, weights, runs, threads)
+                if "error" in out:
+                    slot["error"] = out["error"]
+                    log(f"bench: peers: {m}: {e}: n/a: {out['error']}")
+                    continue
+                slot["rounds"].append(out["ms"])
+                slot["note"] = out.get("note", "")
+                slot["diff"] = out.get("diff", {})
+    video = {}
+    for m in video_models:
+        weights = make_weights(m)
+        long_video, one_frame = make_video(video_frames), make_video(1)
+        for p in PRECISIONS:
+            log(f"bench: peers: video: {m} {p}")
+            walls, starts, frames, error = [], [], None, None
+            for _ in range(video_rounds):
+                measured, error = video_run(ours, m, weights, long_video, p, threads)
+                if error:
+                    break
+                walls.append(measured[0])
+                frames = measured[1]
+                measured, error = video_run(ours, m, weights, one_frame, p, threads)
+                if error:
+                    break
+                starts.append(measured[0])
+            if not error and frames != video_frames:
+                error = f"{frames} records for {video_frames} frames"
+            video[(m, p)] = {"error": error} if error else {
+                "frames": frames, "wall": median(walls), "start": median(starts),
+                "raw_fps": frames / median(walls), "net_fps": (frames - 1) / (median(walls) - median(starts))}
+    # Every timing as measured, for a closer look than the medians (target/bench/peers/results.json).
+    raw = {"machine": dict(machine, flags=sorted(flags & set(ISA_FLAGS))), "models": results,
+           "video": {f"{m} {p}": v for (m, p), v in video.items()}}
+    replace_atomically(os.path.join(PEER_DIR, "results.json"), lambda p: json.dump(raw, open(p, "w"), indent=1))
+    report = render_peers(machine, results, video)
+    print(report)
+    if args.out:
+        write_section(args.out, report, PEERS_BEGIN, PEERS_END)
+        log(f"bench: peers written into {args.out}")
+
+
+# ---------------------------------------------------------------------------------------------- peers report
+
+def entry_name(e):
+    return "classify-image" if e.startswith("ours-") else PEERS[e][1]
+
+
+def variant_medians(slot):
+    pooled = {}
+    for rnd in slot["rounds"]:
+        for name, ms in rnd.items():
+            pooled.setdefault(name, []).extend(ms)
+    return {name: median(ms) for name, ms in pooled.items()}
+
+
+def best_variant(slot):
+    medians = variant_medians(slot)
+    return min(medians, key=medians.get) if medians else None
+
+
+def entry_ms(slot):
+    best = best_variant(slot)
+    return variant_medians(slot)[best] if best is not None else None
+
+
+def round_ms(slot):
+    best = best_variant(slot)
+    return [median(rnd[best]) for rnd in slot["rounds"]] if best is not None else []
+
+
+def peer_ratio(r, ours, others):
+    """The median over rounds of `ours`'s time over the fastest of `others` in the same round (None if any
+    of them did not run)."""
+    slots = [r["peers"][e] for e in [ours] + list(others)]
+    if any(s["error"] or not s["rounds"] for s in slots):
+        return None
+    mine, theirs = round_ms(slots[0]), [round_ms(s) for s in slots[1:]]
+    return median([a / min(t[k] for t in theirs) for k, a in enumerate(mine)])
+
+
+def cell_ms(slot, notes):
+    if slot["error"]:
+        reason = short_reason(slot["error"])
+        if reason not in notes:
+            notes.append(reason)
+        return f"n/a ({notes.index(reason) + 1})"
+    ms = entry_ms(slot)
+    variants = variant_medians(slot)
+    return f"{ms:.1f}" + (f" ({best_variant(slot)})" if len(variants) > 1 else "")
+
+
+def cell_ratio(q):
+    return "n/a" if q is None else f"{q:.2f}×"
+
+
+def check(q, limit, at_most=True):
+    if q is None:
+        return "n/a"
+    return "✅" if (q <= limit if at_most else q >= limit) else "❌"
+
+
+def render_peers(machine, results, video):
+    L = []
+    flags = machine["flags"]
+    isa = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in ISA_FLAGS)
+    has_bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)
+    L.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             f"{' (--quick: ResNet-50 only, few runs)' if machine['quick'] else ''} on {machine['cpu']},"
+             f" {machine['cores']} cores ({isa}); torch {machine['torch']}, onnxruntime {machine['onnxruntime']},"
+             f" openvino {machine['openvino']}, onnx {machine['onnx']}; {machine['threads']} threads for everyone"
+             f" (torch.set_num_threads and OMP_NUM_THREADS, intra_op_num_threads, INFERENCE_NUM_THREADS);"
+             f" classify-image built from {machine['build']}.")
+    L.append("")
+    L.append(f"Batch 1, the same random input at the size classify-image runs each model at by default (the size"
+             f" column: the seed's preset squashes every image to 224×224, Inception v3 included; 299 is Inception's"
+             f" `--preset torchvision` size), milliseconds per forward pass, medians of"
+             f" {machine['rounds'] * machine['runs']}"
+             f" timed runs after warm-up: {machine['rounds']} round(s) of {machine['runs']}, each peer in its own"
+             f" process, the peers taking turns. Ratios are classify-image's time over the peer's, the median of"
+             f" the rounds' own ratios; below 1 means classify-image is faster.")
+    notes = []
+    columns = {p: ["ours-" + p] + [e for e, (q, _) in PEERS.items() if q == p] for p in PRECISIONS}
+    ratio_columns = {
+        "fp32": [("ours ÷ eager", ["eager"]), ("ours ÷ TorchScript", ["torchscript"]),
+                 ("ours ÷ min(ORT, OpenVINO)", list(FP32_RUNTIMES))],
+        "bf16": [("ours ÷ PyTorch bf16", ["eager-bf16"]), ("ours ÷ OpenVINO bf16", ["openvino-bf16"]),
+                 ("ours ÷ min(ORT, OpenVINO) fp32", list(FP32_RUNTIMES))],
+        "int8": [("ours ÷ PyTorch int8", ["fx-int8"]), ("ours ÷ min(ORT, OpenVINO) fp32", list(FP32_RUNTIMES))],
+    }
+    for p in PRECISIONS:
+        note = None
+        if p == "bf16" and not has_bf16:
+            note = ("This CPU has neither avx512_bf16 nor amx_bf16: bf16 runs through conversions to fp32 here, so"
+                    " these figures say nothing about bf16 hardware.")
+        table(L, f"{p}: batch-1 forward pass, ms", ["model", "size"] + [entry_name(e) for e in columns[p]] +
+              [name for name, _ in ratio_columns[p]], note)
+        for m, r in results.items():
+            cells = [cell_ms(r["peers"][e], notes) for e in columns[p]]
+            ratios = [cell_ratio(peer_ratio(r, "ours-" + p, others)) for _, others in ratio_columns[p]]
+            L.append(f"| {m} | {r['size']} | " + " | ".join(cells + ratios) + " |")
+    if notes:
+        L.append("")
+        L.append("n/a: " + "; ".join(f"({i + 1}) {n}" for i, n in enumerate(notes)) + ".")
+
+    table(L, "Variants of each peer (median ms) and agreement with PyTorch eager fp32",
+          ["model", "peer", "variant", "ms", "max Δ logit, relative", "how"],
+          "Where a peer has several ways to run, its table cell is the fastest. Agreement: the largest difference"
+          " between the peer's logits on the benchmark input and PyTorch eager fp32's, over the largest logit; a"
+          " check that each peer computes the network in the precision it claims (fp32 near 1e-6, bf16 near"
+          " 1e-2, int8 further off on these random weights). With random weights some networks' features fade to almost nothing and their logits are little"
+          " more than the classifier's bias, which every peer then matches closely.")
+    for m, r in results.items():
+        for e in PEERS:
+            slot = r["peers"][e]
+            for name, ms in variant_medians(slot).items():
+                diff = slot["diff"].get(name)
+                L.append(f"| {m} | {PEERS[e][1]} | {name or '–'} | {ms:.1f} |"
+                         f" {'n/a' if diff is None else f'{diff:.1e}'} | {slot['note'] or '–'} |")
+
+    table(L, f"Video: {VIDEO_SIZE[0]}×{VIDEO_SIZE[1]} MJPEG, {machine['video_frames']} frames, every frame classified",
+          ["model", "precision", "wall time", "start (1-frame video)", "fps, raw", "fps, net of start"],
+          f"`classify-image --video FILE -m MODEL --weights W -q --format jsonl [--precision P]`: records to stdout,"
+          f" no window, no video written; medians of {machine['video_rounds']} run(s). Raw: frames over the whole"
+          f" run. Net: the frames after the first over the run's time less a 1-frame video's (process start, model"
+          f" load, first frame), i.e. the steady rate.")
+    for (m, p), v in video.items():
+        if v.get("error"):
+            L.append(f"| {m} | {p} | n/a: {short_reason(v['error'])} | | | |")
+        else:
+            L.append(f"| {m} | {p} | {v['wall']:.2f} s | {v['start']:.2f} s | {v['raw_fps']:.1f} |"
+                     f" {v['net_fps']:.1f} |")
+
+    table(L, "Targets", ["target", "measured", ""])
+    for m, r in results.items():
+        q = peer_ratio(r, "ours-fp32", ["torchscript"])
+        L.append(f"| {m} fp32: ≤ 1.0× frozen TorchScript | {cell_ratio(q)} | {check(q, 1.0)} |")
+        q = peer_ratio(r, "ours-fp32", FP32_RUNTIMES)
+        L.append(f"| {m} fp32: ≤ 1.2× min(ONNX Runtime, OpenVINO) | {cell_ratio(q)} | {check(q, 1.2)} |")
+    if "resnet" in results:
+        r = results["resnet"]
+        caveat = "" if has_bf16 else " (no bf16 hardware on this CPU: not meaningful)"
+        q = peer_ratio(r, "ours-bf16", FP32_RUNTIMES)
+        L.append(f"| resnet bf16: ≤ 0.75× min(ONNX Runtime, OpenVINO) fp32{caveat} | {cell_ratio(q)} | {check(q, 0.75)} |")
+        q = peer_ratio(r, "ours-bf16", ["openvino-bf16"])
+        L.append(f"| resnet bf16: ≤ 1.25× OpenVINO bf16{caveat} | {cell_ratio(q)} | {check(q, 1.25)} |")
+        q = peer_ratio(r, "ours-int8", FP32_RUNTIMES)
+        L.append(f"| resnet int8: ≤ 0.4× min(ONNX Runtime, OpenVINO) fp32 | {cell_ratio(q)} | {check(q, 0.4)} |")
+        q = peer_ratio(r, "ours-int8", ["fx-int8"])
+        L.append(f"| resnet int8: ≤ 1.0× PyTorch int8 | {cell_ratio(q)} | {check(q, 1.0)} |")
+    v = video.get(("resnet", "int8"))
+    if v is not None:
+        measured = f"n/a: {short_reason(v['error'])}" if v.get("error") else f"{v['net_fps']:.1f} fps net ({v['raw_fps']:.1f} raw)"
+        fps = None if v.get("error") else v["net_fps"]
+        L.append(f"| resnet int8 video: ≥ {VIDEO_TARGET_FPS} fps | {measured} | {check(fps, VIDEO_TARGET_FPS, False)} |")
+    return "\n".join(L)
+
+
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+PEERS_BEGIN, PEERS_END = "<!-- peers:begin -->", "<!-- peers:end -->"
 
 
-def write_section(path, report):
-    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+def write_section(path, report, begin=BEGIN, end=END):
+    """Replaces what lies between the markers `begin` and `end` of a Markdown file with `report`; markers the
+    file does not have yet are appended at its end."""
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    if begin not in text:
+        text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(f"{head}{BEGIN}\n{report}\n{END}{tail}")
+        f.write(f"{head}{begin}\n{report}\n{end}{tail}")
     os.replace(tmp, path)
 
 
@@ -453,8 +1111,21 @@ def main():
     p.add_argument("weights")
     p.add_argument("loads", type=int)
     p.add_argument("forwards", type=int)
+    c = sub.add_parser("peers")
+    c.add_argument("--quick", action="store_true", help="ResNet-50 only, one short round: a smoke test")
+    c.add_argument("--out", help="write the results into this Markdown file, between its peers markers")
+    c = sub.add_parser("peer-prepare")
+    c.add_argument("model")
+    c.add_argument("weights")
+    c = sub.add_parser("peer")
+    c.add_argument("model")
+    c.add_argument("peer", choices=list(PEERS))
+    c.add_argument("weights")
+    c.add_argument("runs", type=int)
+    c.add_argument("--threads", type=int, required=True)
     args = ap.parse_args()
-    {"run": run, "python-inprocess": python_inprocess_cmd}[args.cmd](args)
+    {"run": run, "python-inprocess": python_inprocess_cmd, "peers": peers, "peer-prepare": peer_prepare_cmd,
+     "peer": peer_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":
