@@ -15,6 +15,8 @@ fn millis(since: Instant) -> f64 {
 }
 
 fn main() {
+    // As classify-image's binary does: freed tensors keep their pages.
+    classify_image::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let [model, weights, rest @ ..] = args.as_slice() else {
         eprintln!("usage: cargo bench --bench inprocess -- MODEL WEIGHTS [LOADS] [FORWARDS] [PRECISION]");

@@ -163,6 +163,7 @@ char *ci_qconv_prepack(const at::Tensor *qweight, const at::Tensor *bias, const 
     });
 }
 
+// Frees what ci_qconv_prepack or ci_qlinear_prepack made.
 void ci_qconv_free(void *packed) { delete static_cast<c10::IValue *>(packed); }
 
 // The quantized convolution of quint8 `qx`, its output requantized to (scale, zero_point), with ReLU if `relu`.
@@ -173,6 +174,25 @@ char *ci_qconv(const at::Tensor *qx, const void *packed, double scale, int64_t z
         static const auto with_relu = op("quantized::conv2d_relu", "new");
         torch::jit::Stack stack{*qx, *static_cast<const c10::IValue *>(packed), scale, zero_point};
         *out = new at::Tensor(run(relu ? with_relu : plain, stack));
+    });
+}
+
+// A fully connected layer's weights (qint8, per output channel) and float bias, packed for the engine.
+char *ci_qlinear_prepack(const at::Tensor *qweight, const at::Tensor *bias, void **packed) {
+    return guarded([&] {
+        static const auto handle = op("quantized::linear_prepack", "");
+        torch::jit::Stack stack{*qweight, optional_tensor(bias)};
+        handle.callBoxed(&stack);
+        *packed = new c10::IValue(std::move(stack.at(0)));
+    });
+}
+
+// The fully connected layer of float `x`, quantized on the fly per batch (dynamic quantization), float out.
+char *ci_qlinear_dynamic(const at::Tensor *x, const void *packed, at::Tensor **out) {
+    return guarded([&] {
+        static const auto handle = op("quantized::linear_dynamic", "");
+        torch::jit::Stack stack{*x, *static_cast<const c10::IValue *>(packed), false};
+        *out = new at::Tensor(run(handle, stack));
     });
 }
 

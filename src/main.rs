@@ -17,7 +17,7 @@ fn main() {
     // SIGPIPE stays ignored (Rust's default): a closed stdout (`| head`) is a write error that the report
     // handles, ending the printing quietly while the files the run was asked for are still written.
     silence_c_stderr();
-    keep_freed_memory();
+    classify_image::keep_freed_memory();
     // clap prints --help, --version and usage errors itself, with exit code 0 or 2.
     let opts = cli::Opts::parse();
     let _ = opencv::core::set_log_level(opencv::core::LogLevel::LOG_LEVEL_SILENT);
@@ -84,18 +84,6 @@ fn man() -> Result<i32, Error> {
     clap_mangen::Man::new(cli::Opts::command()).render(&mut page).map_err(report::stdout_error)?;
     report::print(&String::from_utf8_lossy(&page))?;
     Ok(exit::OK)
-}
-
-/// glibc's malloc gives large freed blocks back to the kernel (munmap, or a trim of the heap's top), and the next
-/// batch's tensors fault the same pages in again, zero-filled: classifying a folder spent as much time in the
-/// kernel as in the network (`eval` on 750 photos with EfficientNet-Lite0: 11 s user, 11 s system, 55 images/s).
-/// Keeping 512 MiB of padding at the heap's top lets the tensors reuse their pages: 0.2 s system, 170 images/s,
-/// and the same peak resident memory (padding that is never touched is never resident).
-fn keep_freed_memory() {
-    // SAFETY: mallopt only sets a tunable of the allocator; this runs before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TOP_PAD, 512 << 20);
-    }
 }
 
 /// The C libraries behind OpenCV's decoders print their own warnings through C's `stderr` stream ("Premature

@@ -60,6 +60,8 @@ extern "C" {
         relu: i32,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
+    fn ci_qlinear_prepack(qweight: *const C_tensor, bias: *const C_tensor, packed: *mut *mut c_void) -> *mut c_char;
+    fn ci_qlinear_dynamic(x: *const C_tensor, packed: *const c_void, out: *mut *mut C_tensor) -> *mut c_char;
     fn ci_qadd(
         a: *const C_tensor,
         b: *const C_tensor,
@@ -250,6 +252,41 @@ impl QConvPacked {
     }
 }
 
+/// An int8 fully connected layer's weights, packed for the quantized engine.
+pub struct QLinearPacked(*mut c_void);
+
+// SAFETY: as for QConvPacked: immutable once made, only read.
+unsafe impl Send for QLinearPacked {}
+unsafe impl Sync for QLinearPacked {}
+
+impl Drop for QLinearPacked {
+    fn drop(&mut self) {
+        unsafe { ci_qconv_free(self.0) }
+    }
+}
+
+impl std::fmt::Debug for QLinearPacked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QLinearPacked")
+    }
+}
+
+impl QLinearPacked {
+    /// Packs `qweight` (qint8, quantized per output row) and the float `bias`.
+    pub fn new(qweight: &Tensor, bias: Option<&Tensor>) -> Result<Self, TchError> {
+        let mut packed = std::ptr::null_mut();
+        check(unsafe { ci_qlinear_prepack(qweight.as_ptr(), optional(bias), &mut packed) })?;
+        Ok(QLinearPacked(packed))
+    }
+
+    /// `x · weightᵀ + bias` for float `x`, quantized on the fly (one scale per call), float out.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        let mut out = std::ptr::null_mut();
+        check(unsafe { ci_qlinear_dynamic(x.as_ptr(), self.0, &mut out) })?;
+        Ok(take(out))
+    }
+}
+
 /// `a + b` for two quint8 tensors, requantized to (`scale`, `zero_point`), with ReLU if `relu`.
 pub fn qadd(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, relu: bool) -> Result<Tensor, TchError> {
     let mut out = std::ptr::null_mut();
@@ -310,6 +347,12 @@ mod tests {
         assert_eq!(max_diff(&other, &before), 0.0, "the residual input is left as it was");
     }
 
+    fn quant_rows(w: &Tensor) -> Tensor {
+        let rows = w.size()[0];
+        let scales = w.abs().amax([1], false).to_kind(Kind::Double) / 127.0;
+        w.quantize_per_channel(&scales, &Tensor::zeros([rows], (Kind::Int64, Device::Cpu)), 0, Kind::QInt8)
+    }
+
     #[test]
     fn quantized_convolution_and_addition_follow_their_float_versions() {
         let _guard = tch::no_grad_guard();
@@ -331,5 +374,13 @@ mod tests {
         assert!(max_diff(&sum, &(&x * 2.0)) < 0.01);
         // A bad call is an error, not an abort.
         assert!(packed.forward(&x, 0.02, 0, true).is_err());
+
+        let w = Tensor::randn([10, 32], opts) * 0.1;
+        let b = Tensor::randn([10], opts);
+        let x = Tensor::randn([2, 32], opts);
+        let qw = quant_rows(&w);
+        let linear = QLinearPacked::new(&qw, Some(&b)).unwrap();
+        let expected = x.linear(&w, Some(&b));
+        assert!(max_diff(&linear.forward(&x).unwrap(), &expected) < 0.05);
     }
 }

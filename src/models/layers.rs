@@ -11,7 +11,7 @@
 //! fused in ([`super::kernels`]); in int8, weights are quantized once and activations stay quantized from one
 //! convolution to the next ([`super::quant`]).
 pub use super::kernels::Unary as Act;
-use super::kernels::{self, Geometry, QConvPacked};
+use super::kernels::{self, Geometry, QConvPacked, QLinearPacked};
 use super::quant::{self, Point, QParams, Ranges, Recorder};
 use super::BuildError;
 use crate::weights::NamedTensors;
@@ -485,7 +485,7 @@ impl Int8Conv {
         let name = &conv.name;
         // A float input is the image (the first convolution): quantizing it costs accuracy, and a 3-channel
         // convolution little time in float.
-        if self.in_float || !quant::is_quantized(xs) {
+        if self.in_float {
             let x = if quant::is_quantized(xs) { xs.dequantize() } else { xs.shallow_clone() };
             let y = conv.aten(&x);
             return self.output.quantize(&if relu { y.relu() } else { y });
@@ -604,13 +604,23 @@ impl Module for BatchNorm2d {
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
+    /// In int8: the weights in qint8, run with the input quantized on the fly (dynamic quantization: a
+    /// classifier needs no calibration).
+    int8: Option<QLinearPacked>,
 }
 
 impl Linear {
     pub fn load(p: &P, inputs: i64, outputs: Option<i64>) -> Result<Self, BuildError> {
         let weight = p.take("weight", &[outputs.unwrap_or(-1), inputs])?;
         let bias = p.take("bias", &[weight.size()[0]])?;
-        Ok(Linear { weight: p.compute(&weight), bias: p.compute(&bias) })
+        let int8 = match p.params.convs {
+            Convs::Int8(_) => Some(
+                QLinearPacked::new(&quant::quantize_weight(&weight), Some(&bias))
+                    .map_err(|e| BuildError(format!("cannot pack `{}` for int8: {e}", p.name())))?,
+            ),
+            _ => None,
+        };
+        Ok(Linear { weight: p.compute(&weight), bias: p.compute(&bias), int8 })
     }
 
     pub fn outputs(&self) -> i64 {
@@ -619,12 +629,13 @@ impl Linear {
 }
 
 impl Module for Linear {
-    /// An int8 network's features arrive quantized: the classifier runs in floating point.
+    /// An int8 network's features may arrive quantized: they are dequantized first.
     fn forward(&self, xs: &Tensor) -> Tensor {
-        if quant::is_quantized(xs) {
-            return xs.dequantize().linear(&self.weight, Some(&self.bias));
+        let xs = quant::dequantized(xs);
+        match &self.int8 {
+            Some(packed) => packed.forward(&xs).unwrap_or_else(|e| panic!("int8 fully connected layer failed: {e}")),
+            None => xs.linear(&self.weight, Some(&self.bias)),
         }
-        xs.linear(&self.weight, Some(&self.bias))
     }
 }
 

@@ -212,12 +212,14 @@ pub fn zero_pad(xs: &Tensor, pad: [i64; 4]) -> Tensor {
     padded.internal_make_per_tensor_quantized_tensor(scale, zero_point)
 }
 
-/// A convolution weight in qint8, symmetric, one scale per output channel: the largest magnitude of each
+/// A convolution (or fully connected) weight in qint8, symmetric, one scale per output channel: the largest magnitude of each
 /// channel maps to 127.5 levels, as PyTorch's per-channel symmetric observer does.
 pub fn quantize_weight(weight: &Tensor) -> Tensor {
     let weight = weight.to_kind(Kind::Float).contiguous();
     let channels = weight.size()[0];
-    let scales = (weight.abs().amax([1, 2, 3], false).to_kind(Kind::Double) / 127.5).clamp_min(f64::from(f32::EPSILON));
+    let rest: Vec<i64> = (1..weight.dim() as i64).collect();
+    let scales =
+        (weight.abs().amax(rest.as_slice(), false).to_kind(Kind::Double) / 127.5).clamp_min(f64::from(f32::EPSILON));
     let zeros = Tensor::zeros([channels], (Kind::Int64, Device::Cpu));
     weight.quantize_per_channel(&scales, &zeros, 0, Kind::QInt8)
 }
