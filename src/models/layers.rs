@@ -483,8 +483,6 @@ impl Int8Conv {
     /// `relu`.
     fn forward(&self, conv: &Conv2d, xs: &Tensor, relu: bool) -> Tensor {
         let name = &conv.name;
-        // A float input is the image (the first convolution): quantizing it costs accuracy, and a 3-channel
-        // convolution little time in float.
         if self.in_float {
             let x = if quant::is_quantized(xs) { xs.dequantize() } else { xs.shallow_clone() };
             let y = conv.aten(&x);
