@@ -5,7 +5,7 @@
 #                                    docs/BENCHMARKS.md
 #   bash scripts/bench.sh --quick    ResNet-50 only, few runs: checks the harness (test.sh runs it)
 #   bash scripts/bench.sh --peers    only the CPU peers: PyTorch eager and TorchScript, ONNX Runtime, OpenVINO in
-#                                    fp32, bf16 and int8, and the video frame rate (10 to 20 minutes)
+#                                    fp32, bf16 and int8, and the video frame rate (about 30 minutes on 2 cores)
 #   bash scripts/bench.sh --memory   memory over long runs: 5,000 images and a 10,000-frame video (a few minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -171,6 +171,10 @@ fn lite0_on_the_eval_set_matches_pytorch_image_for_image() {
         percent(top5),
         summary["images_per_second"].as_f64().unwrap()
     );
+
+    // The same network in bf16 and int8, against this run.
+    let fp32_top1: BTreeMap<String, usize> = got.iter().map(|(image, r)| (image.clone(), r.top1.unwrap())).collect();
+    crate::precision::lite0_keeps_its_accuracy_in_bf16_and_int8(percent(top1), &fp32_top1);
 }
 
 /// A small data set cut from the eval set: 4 classes of 5 photos, the class folders named by WordNet id, index
