@@ -208,7 +208,7 @@ def sgemm_peak(sizes):
 
 
 def profile_resnet(weights, runs=10):
-    """libtorch's profiler on the network classify-image runs (BatchNorm folded, channels-last), batch 1:
+    """libtorch's profiler on eager ResNet-50 with BatchNorm folded, channels-last (classify-image's operators before its fused oneDNN kernels), batch 1:
     where ResNet-50's time goes and how fast its convolutions run; `runs` profiled passes, twice as many timed."""
     import torch
     from torch.fx.experimental.optimization import fuse
@@ -439,9 +439,9 @@ def render(machine, results, folder_images, folder_times, folder_rss, prof, quic
     L.append("")
     L.append(f"Total {prof['total_ms']:.1f} ms per image; the convolutions alone take {prof['conv_ms']:.1f} ms, i.e."
              f" they run at {conv_rate:.0f} GFLOP/s ({100 * conv_rate / machine['sgemm_gflops']:.0f}% of the"
-             f" sgemm peak). Timed interleaved, {prof['timed_runs']} runs: this network (the same ops as classify-image's) takes"
+             f" sgemm peak). Timed interleaved, {prof['timed_runs']} runs: this network (BatchNorm folded, channels-last: classify-image's operators before its fused oneDNN kernels) takes"
              f" {prof['same_ops_ms']:.1f} ms; libtorch's fastest CPU path, a frozen TorchScript graph after"
-             f" `optimize_for_inference` (prepacked oneDNN weights, ReLU and sums fused into the convolutions, out of"
+             f" `optimize_for_inference` (prepacked oneDNN weights, ReLU and sums fused into the convolutions, what classify-image's CPU path now runs through its C++ kernels file, once out of"
              f" tch's reach), {prof['frozen_ms']:.1f} ms (best {prof['frozen_best_ms']:.1f} ms, i.e."
              f" {100 * 2 * RESNET50_GMACS / (prof['frozen_best_ms'] / 1e3) / machine['sgemm_gflops']:.0f}% of the peak).")
     return "\n".join(L)
