@@ -164,7 +164,7 @@ char *ci_qconv_prepack(const at::Tensor *qweight, const at::Tensor *bias, const 
 }
 
 // Frees what ci_qconv_prepack or ci_qlinear_prepack made.
-void ci_qconv_free(void *packed) { delete static_cast<c10::IValue *>(packed); }
+void ci_packed_free(void *packed) { delete static_cast<c10::IValue *>(packed); }
 
 // The quantized convolution of quint8 `qx`, its output requantized to (scale, zero_point), with ReLU if `relu`.
 char *ci_qconv(const at::Tensor *qx, const void *packed, double scale, int64_t zero_point, int relu,

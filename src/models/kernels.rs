@@ -51,7 +51,7 @@ extern "C" {
         groups: i64,
         packed: *mut *mut c_void,
     ) -> *mut c_char;
-    fn ci_qconv_free(packed: *mut c_void);
+    fn ci_packed_free(packed: *mut c_void);
     fn ci_qconv(
         qx: *const C_tensor,
         packed: *const c_void,
@@ -207,24 +207,28 @@ pub fn use_x86_quantized_engine() -> Result<(), TchError> {
     check(unsafe { ci_use_x86_quantized_engine() })
 }
 
-/// An int8 convolution's weights, packed for the quantized engine.
-pub struct QConvPacked(*mut c_void);
+/// Weights packed by libtorch's quantized engine (its packed-parameters object), owned: freed on drop.
+struct Packed(*mut c_void);
 
-// SAFETY: the packed parameters are immutable once made; libtorch's quantized convolutions only read them.
-unsafe impl Send for QConvPacked {}
-unsafe impl Sync for QConvPacked {}
+// SAFETY: packed parameters are immutable once made; libtorch's quantized operators only read them.
+unsafe impl Send for Packed {}
+unsafe impl Sync for Packed {}
 
-impl Drop for QConvPacked {
+impl Drop for Packed {
     fn drop(&mut self) {
-        unsafe { ci_qconv_free(self.0) }
+        unsafe { ci_packed_free(self.0) }
     }
 }
 
-impl std::fmt::Debug for QConvPacked {
+impl std::fmt::Debug for Packed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("QConvPacked")
+        f.write_str("Packed")
     }
 }
+
+/// An int8 convolution's weights, packed for the quantized engine.
+#[derive(Debug)]
+pub struct QConvPacked(Packed);
 
 impl QConvPacked {
     /// Packs `qweight` (qint8, quantized per output channel) and the float `bias`.
@@ -241,48 +245,33 @@ impl QConvPacked {
                 &mut packed,
             )
         })?;
-        Ok(QConvPacked(packed))
+        Ok(QConvPacked(Packed(packed)))
     }
 
     /// The convolution of the quint8 tensor `qx`, requantized to (`scale`, `zero_point`), with ReLU if `relu`.
     pub fn forward(&self, qx: &Tensor, scale: f64, zero_point: i64, relu: bool) -> Result<Tensor, TchError> {
         let mut out = std::ptr::null_mut();
-        check(unsafe { ci_qconv(qx.as_ptr(), self.0, scale, zero_point, relu as i32, &mut out) })?;
+        check(unsafe { ci_qconv(qx.as_ptr(), self.0 .0, scale, zero_point, relu as i32, &mut out) })?;
         Ok(take(out))
     }
 }
 
 /// An int8 fully connected layer's weights, packed for the quantized engine.
-pub struct QLinearPacked(*mut c_void);
-
-// SAFETY: as for QConvPacked: immutable once made, only read.
-unsafe impl Send for QLinearPacked {}
-unsafe impl Sync for QLinearPacked {}
-
-impl Drop for QLinearPacked {
-    fn drop(&mut self) {
-        unsafe { ci_qconv_free(self.0) }
-    }
-}
-
-impl std::fmt::Debug for QLinearPacked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("QLinearPacked")
-    }
-}
+#[derive(Debug)]
+pub struct QLinearPacked(Packed);
 
 impl QLinearPacked {
     /// Packs `qweight` (qint8, quantized per output row) and the float `bias`.
     pub fn new(qweight: &Tensor, bias: Option<&Tensor>) -> Result<Self, TchError> {
         let mut packed = std::ptr::null_mut();
         check(unsafe { ci_qlinear_prepack(qweight.as_ptr(), optional(bias), &mut packed) })?;
-        Ok(QLinearPacked(packed))
+        Ok(QLinearPacked(Packed(packed)))
     }
 
     /// `x · weightᵀ + bias` for float `x`, quantized on the fly (one scale per call), float out.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
         let mut out = std::ptr::null_mut();
-        check(unsafe { ci_qlinear_dynamic(x.as_ptr(), self.0, &mut out) })?;
+        check(unsafe { ci_qlinear_dynamic(x.as_ptr(), self.0 .0, &mut out) })?;
         Ok(take(out))
     }
 }
