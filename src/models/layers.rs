@@ -248,6 +248,11 @@ impl ConvCfg {
     pub fn no_bias(self) -> Self {
         ConvCfg { bias: false, ..self }
     }
+
+    /// The geometry the fused and int8 kernels take (no dilation in any family).
+    fn geometry(self) -> Geometry {
+        Geometry { stride: self.stride, padding: self.padding, dilation: [1, 1], groups: self.groups }
+    }
 }
 
 #[derive(Debug)]
@@ -357,7 +362,7 @@ impl Conv2d {
     }
 
     fn geometry(&self) -> Geometry {
-        Geometry { stride: self.cfg.stride, padding: self.cfg.padding, dilation: [1, 1], groups: self.cfg.groups }
+        self.cfg.geometry()
     }
 
     /// libtorch's convolution without the activation.
@@ -466,9 +471,8 @@ impl Int8Conv {
             None => Ok(None),
         };
         let output = valid(r.output, "output")?.ok_or_else(|| missing("output"))?;
-        let geometry = Geometry { stride: cfg.stride, padding: cfg.padding, dilation: [1, 1], groups: cfg.groups };
         let bias = bias.map(|b| b.to_kind(Kind::Float));
-        let packed = QConvPacked::new(&quant::quantize_weight(weight), bias.as_ref(), geometry)
+        let packed = QConvPacked::new(&quant::quantize_weight(weight), bias.as_ref(), cfg.geometry())
             .map_err(|e| BuildError(format!("cannot pack `{name}` for int8: {e}")))?;
         // FBGEMM's depthwise kernel takes a 5×5 kernel with stride 2 only with 2 pixels of padding; without
         // (EfficientNet's explicit, asymmetric "same" padding), the convolution goes through im2col: 18.7 ms
