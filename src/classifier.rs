@@ -260,8 +260,7 @@ fn check_int8(model: ModelId) -> Result<()> {
     if model.spec().int8 {
         return Ok(());
     }
-    let int8: Vec<&str> = crate::MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect();
-    Err(Error::Usage(format!("{} has no int8 form; these models do: {}", model.name(), int8.join(", "))))
+    Err(Error::Usage(format!("{} has no int8 form; these models do: {}", model.name(), crate::models::int8_names())))
 }
 
 /// A TorchScript module as a [`Network`].

@@ -220,11 +220,10 @@ impl ModelOpts {
                 return usage("--torchscript modules run in fp32, bf16 or fp16, not --precision int8".into())
             }
             Precision::Int8 if !self.model.id.spec().int8 => {
-                let int8: Vec<&str> = classify_image::MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect();
                 return usage(format!(
                     "--precision int8: {} has no int8 form; use fp32 or bf16, or one of {}",
                     self.model.id.name(),
-                    int8.join(", ")
+                    models::int8_names()
                 ));
             }
             _ => {}
@@ -312,8 +311,11 @@ impl QuantizeOpts {
     pub fn resolve(self) -> Result<QuantizeRequest, Error> {
         let id = self.model.id;
         if !id.spec().int8 {
-            let int8: Vec<&str> = classify_image::MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect();
-            return Err(Error::Usage(format!("{} has no int8 form; -m takes one of {}", id.name(), int8.join(", "))));
+            return Err(Error::Usage(format!(
+                "{} has no int8 form; -m takes one of {}",
+                id.name(),
+                models::int8_names()
+            )));
         }
         let inputs: Vec<&Path> = self.images.iter().map(PathBuf::as_path).chain(self.weights.as_deref()).collect();
         sink::check_file_output(&self.output, &inputs)

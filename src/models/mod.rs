@@ -623,6 +623,11 @@ const fn same_bytes(a: &str, b: &str) -> bool {
     true
 }
 
+/// The models with an int8 form ([`ModelSpec::int8`]), comma-separated, for messages.
+pub fn int8_names() -> String {
+    MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect::<Vec<_>>().join(", ")
+}
+
 /// Every name the command line accepts: the names, then the seed's aliases.
 pub fn names() -> impl Iterator<Item = &'static str> {
     MODELS.iter().map(|m| m.name).chain(MODELS.iter().flat_map(|m| m.aliases.iter().copied()))
