@@ -44,14 +44,31 @@ pub fn builtin_photos() -> &'static [(&'static str, &'static [u8])] {
     photos::PHOTOS
 }
 
-/// SHA-256 over `photos`' bytes, each preceded by its length, in order.
-pub fn photos_digest<'a>(photos: impl IntoIterator<Item = &'a [u8]>) -> String {
-    let mut hasher = Sha256::new();
-    for bytes in photos {
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
+/// The digest a calibration records of its photos: SHA-256 over their bytes, each preceded by its length, in
+/// order. Fed one photo at a time, so that a folder is hashed as it is read.
+#[derive(Default)]
+pub struct PhotosDigest(Sha256);
+
+impl PhotosDigest {
+    pub fn add(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
     }
-    hex::encode(hasher.finalize())
+
+    /// In lowercase hex.
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+/// The built-in photos' [`PhotosDigest`], computed once.
+pub fn builtin_digest() -> &'static str {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| {
+        let mut digest = PhotosDigest::default();
+        builtin_photos().iter().for_each(|(_, bytes)| digest.add(bytes));
+        digest.finish()
+    })
 }
 
 /// Calibrates `model` with `weights` on `photos` (already decoded), prepared as `preset` says. Runs in
@@ -101,9 +118,7 @@ pub fn decode_builtin() -> Result<Vec<Mat>> {
 /// and the photos' SHA-256 and the format version.
 pub fn cache_path(model: ModelId, weights: &Path, weights_sha256: &str) -> PathBuf {
     let mut key = Sha256::new();
-    for part in
-        [model.name(), weights_sha256, &photos_digest(builtin_photos().iter().map(|(_, b)| *b)), &VERSION.to_string()]
-    {
+    for part in [model.name(), weights_sha256, builtin_digest(), &VERSION.to_string()] {
         key.update(part.as_bytes());
         key.update([0]);
     }
@@ -131,8 +146,7 @@ pub fn builtin(model: ModelId, weights: &Path, quiet: bool) -> Result<Calibratio
             path.display()
         );
     }
-    let digest = photos_digest(builtin_photos().iter().map(|(_, b)| *b));
-    let calibration = calibrate(model, weights, &sha, model.spec().preset, &decode_builtin()?, &digest)?;
+    let calibration = calibrate(model, weights, &sha, model.spec().preset, &decode_builtin()?, builtin_digest())?;
     if let Err(e) = write(&path, &calibration) {
         if !quiet {
             eprintln!("[WARN] the int8 calibration is not cached: {e}");

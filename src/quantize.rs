@@ -3,14 +3,12 @@ use crate::cli::{Model, QuantizeRequest};
 use crate::pipeline;
 use classify_image::error::{exit, Error, ImageError, Result};
 use classify_image::{calibration, inputs, preprocess};
-use sha2::{Digest, Sha256};
 
 pub fn run(req: QuantizeRequest) -> Result<i32> {
     let model = Model::Zoo { id: req.model, weights: req.weights.clone() };
     let weights = pipeline::weights_file(&model, &req.fetch)?;
     let (photos, digest, source) = if req.images.is_empty() {
-        let builtin = calibration::builtin_photos();
-        (calibration::decode_builtin()?, calibration::photos_digest(builtin.iter().map(|(_, b)| *b)), "built-in")
+        (calibration::decode_builtin()?, calibration::builtin_digest().to_string(), "built-in")
     } else {
         let (photos, digest) = read_photos(&req.images, req.quiet)?;
         (photos, digest, "given")
@@ -36,13 +34,12 @@ pub fn run(req: QuantizeRequest) -> Result<i32> {
 /// their bytes in order. At least one must be readable.
 fn read_photos(paths: &[std::path::PathBuf], quiet: bool) -> Result<(Vec<opencv::core::Mat>, String)> {
     let mut photos = Vec::new();
-    let mut hasher = Sha256::new();
+    let mut digest = calibration::PhotosDigest::default();
     for input in inputs::expand(paths)? {
         let bytes = std::fs::read(&input.path);
         match bytes.map_err(ImageError::Io).and_then(|b| preprocess::decode(&b).map(|m| (m, b))) {
             Ok((mat, bytes)) => {
-                hasher.update((bytes.len() as u64).to_le_bytes());
-                hasher.update(&bytes);
+                digest.add(&bytes);
                 photos.push(mat);
             }
             Err(source) if !quiet || paths.len() > 1 => {
@@ -54,5 +51,5 @@ fn read_photos(paths: &[std::path::PathBuf], quiet: bool) -> Result<(Vec<opencv:
     if photos.is_empty() {
         return Err(Error::Usage("no readable photo to calibrate on".into()));
     }
-    Ok((photos, hex::encode(hasher.finalize())))
+    Ok((photos, digest.finish()))
 }
