@@ -16,7 +16,6 @@ import csv
 import hashlib
 import pathlib
 import re
-import shutil
 import sys
 
 import cv2
@@ -85,17 +84,7 @@ def main():
         sys.exit(__doc__)
     repo = pathlib.Path(sys.argv[1])
     out = pathlib.Path(sys.argv[2]) if len(sys.argv) == 3 else ev.ROOT / "calibration"
-    tmp = out.parent / f".{out.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        size = build(repo, tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    size = ev.replace_folder(out, lambda folder: build(repo, folder))
     print(f"wrote {out}: {COUNT} photos, {size / 1e6:.1f} MB of JPEG")
 
 

@@ -161,23 +161,29 @@ researchers under its own terms of access. This folder adds no claim of its own 
 """
 
 
-def main():
-    if len(sys.argv) not in (2, 3):
-        sys.exit(__doc__)
-    repo = pathlib.Path(sys.argv[1])
-    out = pathlib.Path(sys.argv[2]) if len(sys.argv) == 3 else ROOT / "evalset"
-    # Built beside, then moved into place: a failed build leaves OUT_DIR as it was.
+def replace_folder(out, build):
+    """`build(folder)` into a new folder beside `out`, then moved into its place: a failed build leaves `out` as
+    it was. Returns what `build` returned."""
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        count, classes, skipped, size = build(repo, tmp)
+        result = build(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
+    return result
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    repo = pathlib.Path(sys.argv[1])
+    out = pathlib.Path(sys.argv[2]) if len(sys.argv) == 3 else ROOT / "evalset"
+    count, classes, skipped, size = replace_folder(out, lambda folder: build(repo, folder))
     print(f"wrote {out}: {count} photos in {classes} classes, {size / 1e6:.1f} MB of JPEG ({skipped} photos of "
           f"classes outside ImageNet-1k left out)")
 
