@@ -48,12 +48,17 @@ c10::IValue optional_tensor(const at::Tensor *t) {
 }
 
 // The unary post-op and its scalars: "none", "relu", "hardtanh" (lo, hi: ReLU6 is 0, 6), "hardswish", "swish",
-// "sigmoid".
+// "gelu", "sigmoid".
 std::vector<c10::optional<c10::Scalar>> unary_scalars(const std::string &attr, double lo, double hi) {
     if (attr == "hardtanh") {
         return {c10::Scalar(lo), c10::Scalar(hi)};
     }
     return {};
+}
+
+// The post-op's algorithm: GELU's exact form ("none", PyTorch's default) rather than its tanh approximation.
+c10::IValue unary_algorithm(const std::string &attr) {
+    return attr == "gelu" ? c10::IValue(std::string("none")) : c10::IValue();
 }
 
 at::Tensor run(const c10::OperatorHandle &handle, torch::jit::Stack &stack) {
@@ -109,7 +114,7 @@ char *ci_conv_pointwise(const at::Tensor *x, const at::Tensor *weight, const at:
                                 groups,
                                 unary,
                                 unary_scalars(unary, lo, hi),
-                                c10::IValue()};
+                                unary_algorithm(unary)};
         *out = new at::Tensor(run(handle, stack));
     });
 }

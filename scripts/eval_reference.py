@@ -17,7 +17,6 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import classify_image  # noqa: E402
 import reference  # noqa: E402
-from pyimagesearch import config  # noqa: E402
 
 # Images prepared and run at a time: bounded memory, and the batched kernels of a real evaluation.
 CHUNK = 50
@@ -25,8 +24,8 @@ CHUNK = 50
 
 @torch.no_grad()
 def top5(args):
-    model = classify_image.load_local_state_dict(reference.CONSTRUCTORS[args.model](), args.weights).eval()
-    preset = config.preset(args.model)
+    model = classify_image.load_local_state_dict(reference.construct(args.model), args.weights).eval()
+    preset = reference.preset_of(args.model)
     result = {}
     for start in range(0, len(args.images), CHUNK):
         paths = args.images[start:start + CHUNK]

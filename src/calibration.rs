@@ -146,7 +146,14 @@ pub fn builtin(model: ModelId, weights: &Path, quiet: bool) -> Result<Calibratio
             path.display()
         );
     }
-    let calibration = calibrate(model, weights, &sha, model.spec().preset, &decode_builtin()?, builtin_digest())?;
+    let calibration = calibrate(
+        model,
+        weights,
+        &sha,
+        model.preset(crate::models::PresetKind::Seed),
+        &decode_builtin()?,
+        builtin_digest(),
+    )?;
     if let Err(e) = write(&path, &calibration) {
         if !quiet {
             eprintln!("[WARN] the int8 calibration is not cached: {e}");

@@ -3,7 +3,7 @@ use crate::calibration::{self, Calibration};
 use crate::error::{Error, Result, WeightsError};
 use crate::models::layers::{Convs, Params};
 use crate::models::quant::Recorder;
-use crate::models::{ModelId, Network, Precision, Preset};
+use crate::models::{ModelId, Network, Precision, Preset, PresetKind};
 use crate::{cam, preprocess, weights};
 use opencv::core::Mat;
 use std::path::Path;
@@ -24,6 +24,8 @@ use tch::{Device, Kind, Tensor};
 /// ```
 pub struct Classifier {
     net: Box<dyn Network>,
+    /// The model's name, or the TorchScript file's, for messages.
+    name: &'static str,
     preset: Preset,
     device: Device,
     /// The floating-point type inputs are given in: Float (for int8 too), BFloat16 or Half.
@@ -110,19 +112,19 @@ impl Classifier {
 
     /// Builds `model` from `weights`: convolutions as `convs` says, or as suits the device.
     fn build(model: ModelId, weights: &Path, device: Device, kind: Kind, convs: Option<Convs>) -> Result<Self> {
-        let spec = model.spec();
         let checkpoint = weights::read_mapped(weights)?;
         let params = Params::new(checkpoint.tensors, device, kind);
         let params = match convs {
             Some(convs) => params.with_convs(convs),
             None => params,
         };
-        let net = spec
+        let net = model
             .build(params)
-            .map_err(|e| Error::weights(weights, WeightsError::DoesNotFit { model: spec.name, source: e }))?;
+            .map_err(|e| Error::weights(weights, WeightsError::DoesNotFit { model: model.name(), source: e }))?;
         // On a GPU every parameter was copied to the device: the map is not needed any more.
         let map = (device == Device::Cpu).then_some(checkpoint.map);
-        Ok(Classifier { net, preset: spec.preset, device, kind, _weights: map })
+        let preset = model.preset(PresetKind::Seed);
+        Ok(Classifier { net, name: model.name(), preset, device, kind, _weights: map })
     }
 
     /// Loads a TorchScript module (`torch.jit.trace` or `torch.jit.script` output) that maps a batch of images
@@ -152,7 +154,7 @@ impl Classifier {
         match probe.size().as_slice() {
             [1, classes] => {
                 let net = Box::new(Scripted { module, classes: *classes });
-                Ok(Classifier { net, preset, device, kind, _weights: None })
+                Ok(Classifier { net, name: "the TorchScript module", preset, device, kind, _weights: None })
             }
             other => Err(fail(WeightsError::TorchScriptOutput { shape: other.to_vec() })),
         }
@@ -167,7 +169,7 @@ impl Classifier {
     /// [`weights::hub::resolve`] says, with [`weights::hub::Fetch::default`]: a download is announced on
     /// stderr, and nothing is read from the environment but torchvision's cache location.
     pub fn official(model: ModelId, device: Device) -> Result<Self> {
-        let path = weights::hub::resolve(model.spec(), None, &weights::hub::Fetch::default())?;
+        let path = weights::hub::resolve(model, None, &weights::hub::Fetch::default())?;
         Self::new(model, &path, device)
     }
 
@@ -194,8 +196,15 @@ impl Classifier {
     }
 
     /// A prepared input on the network's device, in its precision and, on the CPU, in the layout the weights
-    /// are in (models::layers::channels_last), which the network keeps.
+    /// are in (models::layers::channels_last), which the network keeps. Its size is checked first: a network
+    /// given a size it does not take would fail inside libtorch.
     fn on_device(&self, input: &Tensor) -> Result<Tensor> {
+        let takes = self.net.input_sizes();
+        if let [_, _, h, w] = input.size()[..] {
+            if h != w || !takes.takes(h) {
+                return Err(Error::InputSize { model: self.name, size: h.max(w), takes });
+            }
+        }
         let input = input.f_to_device(self.device)?.f_to_kind(self.kind)?;
         Ok(if self.device == Device::Cpu { crate::models::layers::channels_last(&input) } else { input })
     }
@@ -226,7 +235,7 @@ impl Classifier {
         }
         logits.f_select(1, class as i64)?.f_sum(Kind::Float)?.f_backward()?;
         let observed = split.observed(&features.f_detach()?);
-        let map = cam::map(&observed, &features.grad(), self.preset.size)?;
+        let map = cam::map(&observed, &split.gradient(&features.grad()), self.preset.size)?;
         Ok(cam::Explanation { class, map, scores })
     }
 
@@ -279,5 +288,10 @@ impl tch::nn::Module for Scripted {
 impl Network for Scripted {
     fn classes(&self) -> i64 {
         self.classes
+    }
+
+    /// Whatever the module takes: it fails inside libtorch otherwise, which is reported as an error.
+    fn input_sizes(&self) -> crate::models::InputSizes {
+        crate::models::InputSizes::AtLeast(1)
     }
 }

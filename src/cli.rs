@@ -132,7 +132,8 @@ pub struct Opts {
 #[derive(Debug, clap::Args)]
 pub struct ModelOpts {
     /// The pre-trained network: the original's vgg16, vgg19, inception, densenet, resnet, or any model of the
-    /// zoo (`classify-image weights list`)
+    /// zoo (`classify-image weights list`), by torchvision's name with its default weights (`resnet50`), or with
+    /// a weights tag (`resnet50.IMAGENET1K_V1`, or torchvision's `ResNet50_Weights.IMAGENET1K_V1`)
     #[arg(short, long, value_name = "MODEL", default_value = DEFAULT_MODEL, value_parser = parse_model)]
     model: ModelArg,
 
@@ -147,7 +148,8 @@ pub struct ModelOpts {
     torchscript: Option<PathBuf>,
 
     /// How to prepare the image: seed (the original's squash to the model's size) or torchvision (the weights'
-    /// own eval transform: shorter side to 256, centre crop 224; Inception 342→299, ResNet-50 V2 232→224)
+    /// own eval transform: shorter side to 256, centre crop 224 for most; `weights list --transforms` shows
+    /// each one's size and filter)
     #[arg(long, value_enum, default_value_t = PresetKind::Seed)]
     preset: PresetKind,
 
@@ -324,7 +326,7 @@ impl QuantizeOpts {
             images: self.images,
             model: id,
             weights: self.weights,
-            preset: id.spec().preset(self.preset),
+            preset: id.preset(self.preset),
             output: self.output,
             fetch: fetch(&self.network, self.quiet)?,
             quiet: self.quiet,
@@ -423,8 +425,13 @@ impl EvalOpts {
 
 #[derive(Debug, Subcommand)]
 pub enum WeightsCommand {
-    /// List every model with its weights file, size, published accuracy, and where the file is
-    List,
+    /// List every model (each architecture with each of its weights) with its file, size, published
+    /// accuracy, input preparation, and where the file is
+    List {
+        /// One Markdown table row per architecture instead (the README's model table)
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Download the official weights of MODELs, or of every model with --all, into torchvision's cache
     Download {
         /// Every model that has a download URL
@@ -458,9 +465,21 @@ pub struct ModelArg {
 fn parse_model(name: &str) -> Result<ModelArg, String> {
     match ModelId::from_name(name) {
         Some(id) => Ok(ModelArg { id, given: name.to_string() }),
-        None => Err("unknown model; the original's are vgg16 vgg19 inception densenet resnet, and `classify-image \
-                     weights list` lists the zoo (efficientnet_lite0 works offline)"
-            .into()),
+        None => Err(unknown_model(name)),
+    }
+}
+
+/// Why `name` is no model: a tag the architecture does not have, or no architecture of that name.
+fn unknown_model(name: &str) -> String {
+    let arch = name.split_once('.').map_or(name, |(arch, _)| arch);
+    match ModelId::from_name(&arch.strip_suffix("_Weights").map_or(arch.to_string(), str::to_lowercase)) {
+        Some(id) => {
+            let tags: Vec<&str> = id.spec().weights.iter().map(|w| w.tag).collect();
+            format!("{} has no weights of that name; its weights are {}", id.spec().name, tags.join(", "))
+        }
+        None => "unknown model; the original's are vgg16 vgg19 inception densenet resnet, and `classify-image \
+                 weights list` lists the zoo (efficientnet_lite0 works offline)"
+            .into(),
     }
 }
 
@@ -798,7 +817,7 @@ fn resolve_model(
             };
             (Model::TorchScript(path), name, base)
         }
-        None => (Model::Zoo { id: model.id, weights }, model.given, model.id.spec().preset(kind)),
+        None => (Model::Zoo { id: model.id, weights }, model.given, model.id.preset(kind)),
     }
 }
 
@@ -811,6 +830,7 @@ fn resolve_preset(base: Preset, size: Option<i64>, mean: Option<[f64; 3]>, std: 
         resize: base.resize.map(|r| r * size / base.size),
         mean: mean.unwrap_or(base.mean),
         std: std.unwrap_or(base.std),
+        ..base
     }
 }
 
@@ -901,7 +921,7 @@ mod tests {
 
     #[test]
     fn presets_follow_size_mean_and_std() {
-        let base = Preset { size: 224, resize: Some(256), mean: [0.5; 3], std: [0.5; 3] };
+        let base = Preset { size: 224, resize: Some(256), mean: [0.5; 3], std: [0.5; 3], ..models::SEED };
         let p = resolve_preset(base, Some(448), None, Some([0.2, 0.3, 0.4]));
         assert_eq!((p.size, p.resize, p.mean, p.std), (448, Some(512), [0.5; 3], [0.2, 0.3, 0.4]));
         assert_eq!(resolve_preset(models::SEED, None, None, None), models::SEED);

@@ -54,6 +54,10 @@ pub enum Error {
     #[error("calibration file {path}: {why}")]
     Calibration { path: PathBuf, why: String },
 
+    /// An input side the network does not take (a vision transformer's is fixed by its weights).
+    #[error("{model} takes inputs of {takes}, not {size}×{size}")]
+    InputSize { model: &'static str, size: i64, takes: crate::models::InputSizes },
+
     /// torchvision's eval geometry with a resize that leaves less than the crop.
     #[error("the resize to {resize} leaves {width}×{height}, smaller than the {crop}×{crop} crop")]
     Crop { resize: i64, width: i64, height: i64, crop: i64 },
@@ -390,6 +394,7 @@ impl Error {
             | Error::Usage(_)
             | Error::Precision { .. }
             | Error::Calibration { .. }
+            | Error::InputSize { .. }
             | Error::Crop { .. }
             | Error::TooThin { .. }
             | Error::NoCamLayer

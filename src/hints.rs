@@ -2,7 +2,7 @@
 //! weights the models that can classify right away. The library's messages say what went wrong; this is the
 //! one place that adds what to type.
 use classify_image::error::{DownloadError, Error, OutputError, Unavailable, WeightsError};
-use classify_image::models::{Precision, MODELS};
+use classify_image::models::{ModelId, Precision};
 use classify_image::weights::hub::{self, ENV_BASE_URL, ENV_OFFLINE, ENV_SHA256SUMS};
 use std::path::Path;
 
@@ -52,12 +52,12 @@ fn flag_hint(e: &Error) -> String {
 
 /// Whether `path` is a model's official weights file, found in the cache or a package rather than given.
 fn is_official_file(path: &Path) -> bool {
-    MODELS.iter().any(|m| hub::find_local(m).is_some_and(|local| local.path() == path))
+    ModelId::all().any(|m| hub::find_local(m).is_some_and(|local| local.path() == path))
 }
 
 /// For weights that are missing here: which models can classify right away.
 fn weights_here() -> String {
-    let here: Vec<&str> = MODELS.iter().filter(|m| hub::find_local(m).is_some()).map(|m| m.name).collect();
+    let here: Vec<&str> = ModelId::all().filter(|m| hub::find_local(*m).is_some()).map(ModelId::name).collect();
     match here.as_slice() {
         [] => String::new(),
         [one] => format!("; weights already here: {one} (-m {one})"),

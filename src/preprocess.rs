@@ -2,10 +2,10 @@
 //! BGR→RGB, squash to size×size (INTER_LINEAR), `float32 / 255`, then numpy's `image -= MEAN; image /= STD`,
 //! which computes in float64 (the lists are float64 arrays) and stores back to float32; HWC→CHW; batch of 1.
 //! With torchvision's preset the squash is replaced by its eval geometry: shorter side to `resize` with
-//! torchvision's antialiased bilinear filter (libtorch's, made to match PIL), then the centre crop.
+//! torchvision's antialiased bilinear or bicubic filter (libtorch's, made to match PIL's), then the centre crop.
 use crate::error::{Error, ImageError, Result};
 use crate::imagesize::{self, sniff, Format, EOI};
-use crate::models::Preset;
+use crate::models::{Interpolation, Preset};
 use opencv::{
     core::{Mat, Size},
     imgcodecs, imgproc,
@@ -128,7 +128,7 @@ pub fn to_tensor(image: &Mat, preset: &Preset) -> Result<Tensor> {
             imgproc::resize(&rgb, &mut resized, Size::new(size, size), 0.0, 0.0, imgproc::INTER_LINEAR)?;
             resized.data_bytes()?.to_vec()
         }
-        Some(short) => resize_and_crop(&rgb, short, preset.size)?,
+        Some(short) => resize_and_crop(&rgb, short, preset.size, preset.interpolation)?,
     };
     let values: Vec<f32> = pixels
         .iter()
@@ -145,9 +145,10 @@ pub fn to_tensor(image: &Mat, preset: &Preset) -> Result<Tensor> {
 }
 
 /// torchvision's eval geometry on 8-bit RGB: the shorter side to `short` (the longer to
-/// `int(short * long / short_side)`) with the antialiased bilinear filter that torchvision uses to match PIL,
-/// rounded back to 8 bits as PIL does, then the centre `crop`×`crop` placed at `int(round((side - crop) / 2))`.
-fn resize_and_crop(rgb: &Mat, short: i64, crop: i64) -> Result<Vec<u8>> {
+/// `int(short * long / short_side)`) with the antialiased filter that torchvision uses to match PIL, rounded
+/// back to 8 bits (and clamped, after bicubic's overshoot) as PIL does, then the centre `crop`×`crop` placed at
+/// `int(round((side - crop) / 2))`.
+fn resize_and_crop(rgb: &Mat, short: i64, crop: i64, interpolation: Interpolation) -> Result<Vec<u8>> {
     let (w, h) = (rgb.cols() as i64, rgb.rows() as i64);
     let (nw, nh) = if w <= h { (short, short * h / w) } else { (short * w / h, short) };
     if nw < crop || nh < crop {
@@ -159,7 +160,10 @@ fn resize_and_crop(rgb: &Mat, short: i64, crop: i64) -> Result<Vec<u8>> {
         return Err(Error::TooThin { width: w, height: h, resize: short, resized: (nw, nh) });
     }
     let image = Tensor::from_slice(rgb.data_bytes()?).view([1, h, w, 3]).permute([0, 3, 1, 2]).to_kind(Kind::Float);
-    let mut resized = image.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?;
+    let mut resized = match interpolation {
+        Interpolation::Bilinear => image.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?,
+        Interpolation::Bicubic => image.f_internal_upsample_bicubic2d_aa([nh, nw], false, None, None)?,
+    };
     let _ = resized.round_().clamp_(0.0, 255.0);
     // Python's round, ties to even, as torchvision's center_crop computes the offsets.
     let offset = |side: i64| ((side - crop) as f64 / 2.0).round_ties_even() as i64;

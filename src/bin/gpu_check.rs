@@ -30,7 +30,7 @@ fn main() {
 
 fn compare(model: &str, weights: &std::path::Path, devices: i64) -> Result<(), Box<dyn std::error::Error>> {
     let id = ModelId::from_name(model).ok_or("unknown model")?;
-    let size = id.spec().preset.size;
+    let size = id.preset(classify_image::models::PresetKind::Seed).size;
     tch::manual_seed(0);
     let input = Tensor::randn([2, 3, size, size], (Kind::Float, Device::Cpu));
     let cpu = Classifier::new(id, weights, Device::Cpu)?.forward(&input)?;

@@ -1,7 +1,7 @@
 //! DenseNet (Huang et al., 2016), as torchvision builds it. Unlike `tch::vision::densenet`, the transitions and
 //! the final pool take the mean, as torchvision's do: tch's sums put its logits off by up to 3.6e4.
 use super::layers::{Act, BatchNorm2d, Conv2d, ConvCfg, Linear, Params, P};
-use super::{BuildError, Network, Split};
+use super::{Accuracy, BuildError, Eval, ModelSpec, Network, Split, Weights, WeightsFile};
 use tch::{nn::Module, Tensor};
 
 const EPS: f64 = 1e-5;
@@ -11,6 +11,74 @@ const BN_SIZE: i64 = 4;
 /// its ReLU in place on that layer's output, so a forward hook there ends up holding the activation after the
 /// ReLU, while the gradient it records is the one before it: [`Split::observed`] gives the former.
 pub const CAM_LAYER: &str = "features[-1]";
+
+/// What the family's entries share.
+const FAMILY: ModelSpec = ModelSpec { family: "DenseNet", cam_layer: CAM_LAYER, ..ModelSpec::BLANK };
+
+/// The family's entries in the registry.
+pub(super) const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "densenet121",
+        arch: "DenseNet-121",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            aliases: &["densenet"],
+            file: WeightsFile::published("https://download.pytorch.org/models/densenet121-a639ec97.pth"),
+            accuracy: Accuracy { top1: 74.434, top5: Some(91.972) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 30.845,
+            gmacs: Some(2.834),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(p, &DENSENET121),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "densenet161",
+        arch: "DenseNet-161",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/densenet161-8d451a50.pth"),
+            accuracy: Accuracy { top1: 77.138, top5: Some(93.56) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 110.369,
+            gmacs: Some(7.728),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(p, &DENSENET161),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "densenet169",
+        arch: "DenseNet-169",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/densenet169-b2777c0a.pth"),
+            accuracy: Accuracy { top1: 75.6, top5: Some(92.806) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 54.708,
+            gmacs: Some(3.36),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(p, &DENSENET169),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "densenet201",
+        arch: "DenseNet-201",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/densenet201-c1103571.pth"),
+            accuracy: Accuracy { top1: 76.896, top5: Some(93.37) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 77.373,
+            gmacs: Some(4.291),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(p, &DENSENET201),
+        ..FAMILY
+    },
+];
 
 pub struct Config {
     pub growth: i64,

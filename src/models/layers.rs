@@ -43,29 +43,20 @@ pub struct Params {
     /// The floating-point type the layers compute in: Float, BFloat16, or Half (CUDA).
     kind: Kind,
     convs: Convs,
-    /// Unit tests only: every tensor the model asks for and the file lacks is made up (zeros of the shape
-    /// asked for) and its name and shape recorded, so that a model builds without a weights file.
-    #[cfg(test)]
+    /// In a dry build: every tensor the model asks for is made up (zeros of the shape asked for) and its name
+    /// and shape recorded, so that a model builds without a weights file.
     made_up: Option<RefCell<Vec<MadeUp>>>,
 }
 
-/// A tensor made up in unit tests: its name and shape.
-#[cfg(test)]
-type MadeUp = (String, Vec<i64>);
+/// A tensor made up in a dry build: its name and shape.
+pub type MadeUp = (String, Vec<i64>);
 
 impl Params {
     /// Tensors for a network computing in `kind` on `device`: convolutions through oneDNN on a CPU that has it,
     /// through libtorch's `conv2d` elsewhere.
     pub fn new(tensors: NamedTensors, device: Device, kind: Kind) -> Self {
         let convs = if device == Device::Cpu && kernels::has_onednn() { Convs::Onednn } else { Convs::Aten };
-        Params {
-            tensors: RefCell::new(tensors),
-            device,
-            kind,
-            convs,
-            #[cfg(test)]
-            made_up: None,
-        }
+        Params { tensors: RefCell::new(tensors), device, kind, convs, made_up: None }
     }
 
     /// The same with convolutions run as `convs` says (int8, calibration, or libtorch's own for comparison).
@@ -73,15 +64,13 @@ impl Params {
         Params { convs, ..self }
     }
 
-    /// No tensors: each one the model asks for is made up, zeros of the shape it asks for (a `-1`, the
-    /// classifier's size, becomes 1000). [`Params::made_up_tensors`] lists them afterwards.
-    #[cfg(test)]
+    /// No tensors, for a dry build: each one the model asks for is made up, zeros of the shape it asks for (a
+    /// `-1`, the classifier's size, becomes 1000). [`Params::made_up_tensors`] lists them afterwards.
     pub fn made_up(device: Device) -> Self {
         Params { made_up: Some(RefCell::default()), ..Params::new(NamedTensors::new(), device, Kind::Float) }
     }
 
     /// The tensors made up so far, as (name, shape), in the order the model asked for them.
-    #[cfg(test)]
     pub fn made_up_tensors(&self) -> Vec<MadeUp> {
         self.made_up.as_ref().map_or_else(Vec::new, |m| m.borrow().clone())
     }
@@ -143,7 +132,6 @@ impl<'a> P<'a> {
     pub fn take(&self, name: &str, shape: &[i64]) -> Result<Tensor, BuildError> {
         let key = self.key(name);
         let tensor = self.params.tensors.borrow_mut().remove(&key);
-        #[cfg(test)]
         let tensor = tensor.or_else(|| self.make_up(&key, shape));
         let tensor = tensor.ok_or_else(|| {
             BuildError(format!("has no `{key}`, which the model needs (weights for another architecture?)"))
@@ -163,6 +151,35 @@ impl<'a> P<'a> {
         Ok(tensor.to_device(self.params.device).to_kind(Kind::Float).contiguous())
     }
 
+    /// Takes the integer tensor `name` (an index buffer, such as windowed attention's relative position index)
+    /// of shape `shape`, every value in [0, `bound`): libtorch would fail on an index out of range.
+    pub fn take_index(&self, name: &str, shape: &[i64], bound: i64) -> Result<Tensor, BuildError> {
+        let key = self.key(name);
+        let tensor = self.params.tensors.borrow_mut().remove(&key);
+        let tensor = tensor.or_else(|| self.make_up(&key, shape).map(|t| t.to_kind(Kind::Int64)));
+        let tensor = tensor.ok_or_else(|| {
+            BuildError(format!("has no `{key}`, which the model needs (weights for another architecture?)"))
+        })?;
+        if tensor.size() != shape {
+            return Err(BuildError(format!(
+                "has `{key}` of shape {:?} where the model needs {shape:?}",
+                tensor.size()
+            )));
+        }
+        if tensor.is_floating_point() || tensor.kind() == Kind::Bool {
+            return Err(BuildError(format!("has `{key}` of type {:?} where the model needs integers", tensor.kind())));
+        }
+        let tensor = tensor.to_kind(Kind::Int64).to_device(self.params.device);
+        if tensor.numel() > 0 {
+            let (min, max) = tensor.aminmax(None, false);
+            let (min, max) = (min.int64_value(&[]), max.int64_value(&[]));
+            if min < 0 || max >= bound {
+                return Err(BuildError(format!("has `{key}` with values {min} to {max}, outside 0 to {}", bound - 1)));
+            }
+        }
+        Ok(tensor)
+    }
+
     /// `t` in the network's floating-point type.
     pub fn compute(&self, t: &Tensor) -> Tensor {
         t.to_kind(self.params.kind)
@@ -174,7 +191,6 @@ impl<'a> P<'a> {
     }
 
     /// In [`Params::made_up`]'s mode, zeros of `shape` (`-1` read as 1000), recorded under `key`.
-    #[cfg(test)]
     fn make_up(&self, key: &str, shape: &[i64]) -> Option<Tensor> {
         let shape: Vec<i64> = shape.iter().map(|&s| if s == -1 { 1000 } else { s }).collect();
         self.params.made_up.as_ref()?.borrow_mut().push((key.to_string(), shape.clone()));
@@ -376,6 +392,8 @@ impl Conv2d {
             Act::Relu => y.relu_(),
             Act::Hardtanh(lo, hi) => y.clamp_(lo, hi),
             Act::Hardswish => y.hardswish_(),
+            Act::Silu => y.silu_(),
+            Act::Gelu => y.gelu_("none"),
         }
     }
 
@@ -678,6 +696,42 @@ impl ConvBn {
 impl Module for ConvBn {
     fn forward(&self, xs: &Tensor) -> Tensor {
         self.0.forward(xs)
+    }
+}
+
+/// The gate of a squeeze-and-excitation block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// EfficientNet, RegNet, MaxViT.
+    Sigmoid,
+    /// MobileNet V3.
+    Hardsigmoid,
+}
+
+/// Squeeze-and-excitation (torchvision's `SqueezeExcitation`, its 1×1 convolutions named `fc1` and `fc2`): each
+/// channel scaled by a gate of the channels' means, squeezed to `squeeze` channels with an activation between.
+#[derive(Debug)]
+pub struct SqueezeExcite {
+    fc1: Conv2d,
+    fc2: Conv2d,
+    gate: Gate,
+}
+
+impl SqueezeExcite {
+    pub fn load(p: &P, channels: i64, squeeze: i64, act: Act, gate: Gate) -> Result<Self, BuildError> {
+        let fc1 = Conv2d::load(&p.sub("fc1"), channels, squeeze, [1, 1], ConvCfg::default())?.with_act(act);
+        let fc2 = Conv2d::load(&p.sub("fc2"), squeeze, channels, [1, 1], ConvCfg::default())?;
+        Ok(SqueezeExcite { fc1, fc2, gate })
+    }
+}
+
+impl Module for SqueezeExcite {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let scale = self.fc2.forward(&self.fc1.forward(&xs.adaptive_avg_pool2d([1, 1])));
+        xs * match self.gate {
+            Gate::Sigmoid => scale.sigmoid(),
+            Gate::Hardsigmoid => scale.hardsigmoid(),
+        }
     }
 }
 

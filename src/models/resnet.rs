@@ -1,13 +1,130 @@
 //! ResNet (He et al., 2015), as torchvision builds it: basic blocks for ResNet-18/34, bottlenecks for
 //! ResNet-50/101/152, with the stride on the 3×3 convolution ("v1.5").
 use super::layers::{Act, ConvBn, ConvCfg, Linear, P};
-use super::{BuildError, Network, Split};
+use super::{Accuracy, BuildError, Eval, ModelSpec, Network, Split, Weights, WeightsFile};
 use tch::{nn::Module, Tensor};
 
 const EPS: f64 = 1e-5;
 
 /// Grad-CAM's target layer: the last residual block.
 pub const CAM_LAYER: &str = "layer4[-1]";
+
+/// What the family's entries share.
+const FAMILY: ModelSpec = ModelSpec { family: "ResNet", cam_layer: CAM_LAYER, int8: true, ..ModelSpec::BLANK };
+
+/// The family's entries in the registry.
+pub(super) const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "resnet18",
+        arch: "ResNet-18",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/resnet18-f37072fd.pth"),
+            accuracy: Accuracy { top1: 69.758, top5: Some(89.078) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 44.661,
+            gmacs: Some(1.814),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), &RESNET18),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "resnet34",
+        arch: "ResNet-34",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/resnet34-b627a593.pth"),
+            accuracy: Accuracy { top1: 73.314, top5: Some(91.42) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 83.275,
+            gmacs: Some(3.664),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), &RESNET34),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "resnet50",
+        arch: "ResNet-50",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                aliases: &["resnet50_v2"],
+                file: WeightsFile::published("https://download.pytorch.org/models/resnet50-11ad3fa6.pth"),
+                accuracy: Accuracy { top1: 80.858, top5: Some(95.434) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 97.79,
+                gmacs: Some(4.089),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                aliases: &["resnet"],
+                file: WeightsFile::published("https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+                accuracy: Accuracy { top1: 76.13, top5: Some(92.862) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 97.781,
+                gmacs: Some(4.089),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build(&p.root(), &RESNET50),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "resnet101",
+        arch: "ResNet-101",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnet101-cd907fc2.pth"),
+                accuracy: Accuracy { top1: 81.886, top5: Some(95.78) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 170.53,
+                gmacs: Some(7.801),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnet101-63fe2227.pth"),
+                accuracy: Accuracy { top1: 77.374, top5: Some(93.546) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 170.511,
+                gmacs: Some(7.801),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build(&p.root(), &RESNET101),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "resnet152",
+        arch: "ResNet-152",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnet152-f82ba261.pth"),
+                accuracy: Accuracy { top1: 82.284, top5: Some(96.002) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 230.474,
+                gmacs: Some(11.514),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnet152-394f9c45.pth"),
+                accuracy: Accuracy { top1: 78.312, top5: Some(94.046) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 230.434,
+                gmacs: Some(11.514),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build(&p.root(), &RESNET152),
+        ..FAMILY
+    },
+];
 
 /// The two kinds of residual block.
 #[derive(Debug, Clone, Copy)]

@@ -1,10 +1,137 @@
 //! VGG (Simonyan & Zisserman, 2014), as torchvision builds it, with or without batch norm.
 use super::layers::{Act, Conv2d, ConvCfg, Linear, P};
-use super::{BuildError, Network, Split};
+use super::{Accuracy, BuildError, Eval, ModelSpec, Network, Split, Weights, WeightsFile};
 use tch::{nn::Module, Tensor};
 
 /// Grad-CAM's target layer: the last max pool of `features`.
 pub const CAM_LAYER: &str = "features[-1]";
+
+/// What the family's entries share.
+const FAMILY: ModelSpec = ModelSpec { family: "VGG", cam_layer: CAM_LAYER, int8: true, ..ModelSpec::BLANK };
+
+/// The family's entries in the registry.
+pub(super) const MODELS: &[ModelSpec] = &[
+    ModelSpec {
+        name: "vgg11",
+        arch: "VGG-11",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg11-8a719046.pth"),
+            accuracy: Accuracy { top1: 69.02, top5: Some(88.628) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 506.84,
+            gmacs: Some(7.609),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG11, false),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "vgg11_bn",
+        arch: "VGG-11 with batch norm",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg11_bn-6002323d.pth"),
+            accuracy: Accuracy { top1: 70.37, top5: Some(89.81) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 506.881,
+            gmacs: Some(7.609),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG11, true),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "vgg13",
+        arch: "VGG-13",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg13-19584684.pth"),
+            accuracy: Accuracy { top1: 69.928, top5: Some(89.246) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 507.545,
+            gmacs: Some(11.308),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG13, false),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "vgg13_bn",
+        arch: "VGG-13 with batch norm",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg13_bn-abd245e5.pth"),
+            accuracy: Accuracy { top1: 71.586, top5: Some(90.374) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 507.59,
+            gmacs: Some(11.308),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG13, true),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "vgg16",
+        arch: "VGG-16",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg16-397923af.pth"),
+            accuracy: Accuracy { top1: 71.592, top5: Some(90.382) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 527.796,
+            gmacs: Some(15.47),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG16, false),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "vgg16_bn",
+        arch: "VGG-16 with batch norm",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg16_bn-6c64b313.pth"),
+            accuracy: Accuracy { top1: 73.36, top5: Some(91.516) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 527.866,
+            gmacs: Some(15.47),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG16, true),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "vgg19",
+        arch: "VGG-19",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),
+            accuracy: Accuracy { top1: 72.376, top5: Some(90.876) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 548.051,
+            gmacs: Some(19.632),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG19, false),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "vgg19_bn",
+        arch: "VGG-19 with batch norm",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/vgg19_bn-c79401a0.pth"),
+            accuracy: Accuracy { top1: 74.218, top5: Some(91.842) },
+            eval: Eval::bilinear(256, 224),
+            file_mb: 548.143,
+            gmacs: Some(19.632),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), VGG19, true),
+        ..FAMILY
+    },
+];
 
 /// A 3×3 convolution with this many output channels, or a 2×2 max pool (`M`).
 const M: i64 = 0;

@@ -80,7 +80,7 @@ fn load(req: &Request, report: &mut Reporter) -> Result<Loaded> {
 /// or the TorchScript file.
 pub fn weights_file(model: &Model, fetch: &Fetch) -> Result<PathBuf> {
     match model {
-        Model::Zoo { id, weights } => weights::hub::resolve(id.spec(), weights.as_deref(), fetch),
+        Model::Zoo { id, weights } => weights::hub::resolve(*id, weights.as_deref(), fetch),
         Model::TorchScript(path) => Ok(path.clone()),
     }
 }

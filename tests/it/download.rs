@@ -287,13 +287,13 @@ fn weights_commands_download_list_and_verify() {
     assert_eq!(server.requests(), 1);
     let list = weights(&["list"]).output().unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
-    let row = list.lines().find(|l| l.starts_with("resnet50 ")).unwrap();
+    let row = list.lines().find(|l| l.starts_with("resnet50.IMAGENET1K_V1 (resnet) ")).unwrap();
     assert!(row.contains("cached: ") && row.contains(OFFICIAL), "{row}");
     assert!(list.lines().find(|l| l.starts_with("resnet18 ")).unwrap().contains("missing"));
 
     let verify = weights(&["verify"]).output().unwrap();
     assert!(verify.status.success());
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("resnet50: OK"));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("resnet50.IMAGENET1K_V1: OK"));
 
     // A corrupted cache file is reported, with exit code 3.
     let cached = env.cache().join(OFFICIAL);
@@ -302,7 +302,7 @@ fn weights_commands_download_list_and_verify() {
     std::fs::write(&cached, bytes).unwrap();
     let verify = weights(&["verify", "resnet"]).output().unwrap();
     assert_eq!(verify.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("resnet50: MISMATCH"));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("resnet50.IMAGENET1K_V1: MISMATCH"));
 }
 
 /// Sends SIGINT to a running child.

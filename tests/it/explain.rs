@@ -44,7 +44,7 @@ fn reference() -> &'static Path {
         for (model, weights, class) in jobs() {
             let spec = ModelId::from_name(model).unwrap().spec();
             let class = class.map_or("top".to_string(), |c| c.to_string());
-            args.extend(crate::os_args!["--job", model, &weights, spec.cam_layer, class]);
+            args.extend(crate::os_args!["--job", model, &weights, spec.cam_layer, spec.cam_reshape.name(), class]);
             inputs.push(weights);
         }
         let images: Vec<PathBuf> = IMAGES.iter().map(|i| common::image(i)).collect();

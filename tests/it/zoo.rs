@@ -1,10 +1,15 @@
-//! The model zoo beyond the seed's five: each model's logits equal torchvision's (or efficientnet-lite-pytorch's)
-//! on the same calibrated random weights and photos (max |Δ| ≤ 1e-4, same top-5); EfficientNet-Lite1/2 also
-//! with their real weights, which must classify the sample photos correctly.
+//! The model zoo beyond the seed's five: the registry is torchvision's (every builder, every ImageNet-1k weights,
+//! their files, accuracy and transforms); every architecture takes exactly the tensors of torchvision's
+//! `state_dict()`; each family's logits equal torchvision's (or efficientnet-lite-pytorch's) on the same
+//! calibrated random weights and photos (max |Δ| ≤ 1e-4, same top-5); EfficientNet-Lite1/2 also with their real
+//! weights, which must classify the sample photos correctly.
 use crate::common;
 
+use classify_image::models::{PresetKind, MODELS};
 use classify_image::ModelId;
-use common::{assert_classifies_samples, assert_parity, reference_logits, zip_fixture};
+use common::{assert_classifies_samples, assert_parity, python_cached, reference_logits, zip_fixture};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
 fn parity(model: &str) {
     let fx = zip_fixture(model);
@@ -41,10 +46,26 @@ zoo_parity! {
     mobilenet_v3_large_matches_torchvision: "mobilenet_v3_large",
     efficientnet_lite1_matches_the_reference: "efficientnet_lite1",
     efficientnet_lite2_matches_the_reference: "efficientnet_lite2",
+    alexnet_matches_torchvision: "alexnet",
+    convnext_tiny_matches_torchvision: "convnext_tiny",
+    efficientnet_b0_matches_torchvision: "efficientnet_b0",
+    efficientnet_v2_s_matches_torchvision: "efficientnet_v2_s",
+    googlenet_matches_torchvision: "googlenet",
+    maxvit_t_matches_torchvision: "maxvit_t",
+    mnasnet0_5_matches_torchvision: "mnasnet0_5",
+    regnet_x_400mf_matches_torchvision: "regnet_x_400mf",
+    regnet_y_400mf_matches_torchvision: "regnet_y_400mf",
+    resnext50_32x4d_matches_torchvision: "resnext50_32x4d",
+    shufflenet_v2_x0_5_matches_torchvision: "shufflenet_v2_x0_5",
+    squeezenet1_0_matches_torchvision: "squeezenet1_0",
+    squeezenet1_1_matches_torchvision: "squeezenet1_1",
+    swin_t_matches_torchvision: "swin_t",
+    swin_v2_t_matches_torchvision: "swin_v2_t",
+    vit_b_32_matches_torchvision: "vit_b_32",
 }
 
 fn real_weights(model: ModelId) {
-    let weights = classify_image::weights::hub::find_local(model.spec()).expect("installed by scripts/setup.sh");
+    let weights = classify_image::weights::hub::find_local(model).expect("installed by scripts/setup.sh");
     let weights = weights.path();
     assert_parity(model.name(), weights, &reference_logits(model.name(), weights));
     assert_classifies_samples(model);
@@ -62,11 +83,107 @@ fn efficientnet_lite2_real_weights_match_and_classify_the_samples() {
 
 #[test]
 fn seed_aliases_mean_what_they_mean_in_the_seed() {
-    for (alias, name) in [("resnet", "resnet50"), ("densenet", "densenet121"), ("inception", "inception_v3")] {
+    for (alias, name) in
+        [("resnet", "resnet50.IMAGENET1K_V1"), ("densenet", "densenet121"), ("inception", "inception_v3")]
+    {
         assert_eq!(ModelId::from_name(alias), ModelId::from_name(name));
-        assert!(ModelId::from_name(alias).unwrap().spec().aliases.contains(&alias));
+        assert!(ModelId::from_name(alias).unwrap().weights().aliases.contains(&alias));
     }
-    assert_eq!(ModelId::Resnet50.spec().weights.file, "resnet50-0676ba61.pth");
-    assert_eq!(ModelId::Resnet50V2.spec().weights.file, "resnet50-11ad3fa6.pth");
-    assert_eq!(ModelId::from_name("vgg16").unwrap().spec().weights.file, "vgg16-397923af.pth");
+    let file = |name: &str| ModelId::from_name(name).unwrap().weights().file.file;
+    assert_eq!(file("resnet"), "resnet50-0676ba61.pth");
+    assert_eq!(file("resnet50"), "resnet50-11ad3fa6.pth", "torchvision's default, IMAGENET1K_V2");
+    assert_eq!(file("resnet50_v2"), "resnet50-11ad3fa6.pth", "the name earlier versions gave it");
+    assert_eq!(file("vgg16"), "vgg16-397923af.pth");
+}
+
+/// What `scripts/tv_meta.py ARGS... --out FILE` writes, run once per distinct request and cached.
+fn tv_meta(args: &[&str]) -> Value {
+    let dir = common::stable_dir("tv-meta");
+    let out = dir.join(format!("{}.json", args[0]));
+    let mut all = crate::os_args!["scripts/tv_meta.py", args[0], "--out", &out];
+    all.extend(args[1..].iter().map(std::ffi::OsString::from));
+    let script = common::root().join("scripts/tv_meta.py");
+    let run = python_cached(&all, &[&script], &[&out]);
+    assert!(run.status.success(), "tv_meta.py {}: {}", args[0], String::from_utf8_lossy(&run.stderr));
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+}
+
+/// The registry is torchvision's zoo, as torchvision 0.28 describes it: every builder of
+/// `list_models(module=torchvision.models)` under its own name, with each of its weights that classify
+/// ImageNet-1k, its DEFAULT first, each with torchvision's file, accuracy, GMACs, file size, eval transform and
+/// normalisation, and ImageNet's 1000 categories in torchvision's order; and nothing else from
+/// download.pytorch.org.
+#[test]
+fn the_registry_is_torchvisions_zoo() {
+    let tv = tv_meta(&["registry"]);
+    let tv = tv.as_object().unwrap();
+    assert_eq!(tv.len(), 80, "torchvision 0.28's classification builders");
+    for (builder, entry) in tv {
+        let arch = MODELS.iter().find(|m| m.name == builder).unwrap_or_else(|| panic!("no {builder} in the registry"));
+        let theirs = entry["weights"].as_array().unwrap();
+        let tags: Vec<&str> = arch.weights.iter().map(|w| w.tag).collect();
+        let their_tags: Vec<&str> = theirs.iter().map(|w| w["tag"].as_str().unwrap()).collect();
+        assert_eq!(tags, their_tags, "{builder}: its weights, torchvision's DEFAULT ({}) first", entry["default"]);
+        for (w, t) in arch.weights.iter().zip(theirs) {
+            let what = format!("{builder}.{}", w.tag);
+            let f = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{what}: {k} in {t}"));
+            assert_eq!(w.file.url, t["url"].as_str(), "{what}: URL");
+            assert_eq!(w.accuracy.top1, f("acc1"), "{what}: acc@1");
+            assert_eq!(w.accuracy.top5, Some(f("acc5")), "{what}: acc@5");
+            assert_eq!(w.file_mb, f("file_mb"), "{what}: file size");
+            assert_eq!(w.gmacs, Some(f("gmacs")), "{what}: GMACs");
+            let tv_preset = w.preset(PresetKind::Torchvision);
+            assert_eq!(tv_preset.resize, Some(f("resize") as i64), "{what}: resize");
+            assert_eq!(tv_preset.size, f("crop") as i64, "{what}: crop");
+            assert_eq!(tv_preset.interpolation.name(), t["interpolation"], "{what}: interpolation");
+            assert_eq!(t["antialias"], true, "{what}: antialias");
+            let triple =
+                |k: &str| -> Vec<f64> { t[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect() };
+            assert_eq!(w.mean.to_vec(), triple("mean"), "{what}: mean");
+            assert_eq!(w.std.to_vec(), triple("std"), "{what}: std");
+            assert_eq!(
+                (t["categories"].as_u64(), &t["imagenet_categories"]),
+                (Some(1000), &Value::Bool(true)),
+                "{what}"
+            );
+        }
+    }
+    let ours = ModelId::all().filter(|id| id.weights().file.url.is_some_and(|u| u.contains("download.pytorch.org")));
+    for id in ours {
+        assert!(tv.contains_key(id.spec().name), "{}: not a torchvision model", id.name());
+    }
+}
+
+/// Every architecture takes exactly the tensors of torchvision's `state_dict()` for the model as built for its
+/// weights (on the meta device), by name and shape: each with its default weights, and with those of its other
+/// weights that make another model (a SWAG ViT's larger image): BatchNorm's `num_batches_tracked` aside, and the
+/// auxiliary classifiers that torchvision drops after loading.
+#[test]
+fn every_architecture_takes_torchvisions_state_dict() {
+    let ids: Vec<ModelId> = ModelId::all()
+        .filter(|id| id.weights().file.url.is_some_and(|u| u.contains("download.pytorch.org")))
+        .filter(|id| id.is_default() || id.weights().eval.crop != id.with_default_weights().weights().eval.crop)
+        .collect();
+    let names: Vec<String> = ids.iter().map(|id| format!("{}.{}", id.spec().name, id.weights().tag)).collect();
+    let mut args = vec!["state-dicts"];
+    args.extend(names.iter().map(String::as_str));
+    let tv = tv_meta(&args);
+    for (id, name) in ids.iter().zip(&names) {
+        let theirs: BTreeMap<String, Vec<i64>> = tv[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| (kv[0].as_str().unwrap().to_string(), serde_json::from_value(kv[1].clone()).unwrap()))
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked") && !id.spec().unused.iter().any(|u| k.starts_with(u)))
+            .collect();
+        let ours: HashMap<String, Vec<i64>> =
+            id.tensors().unwrap_or_else(|e| panic!("{name}: {e}")).into_iter().collect();
+        let missing: Vec<&String> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
+        let extra: Vec<&String> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "{name}: not taken: {missing:?}; not torchvision's: {extra:?}");
+        for (key, shape) in &theirs {
+            assert_eq!(&ours[key], shape, "{name}: shape of {key}");
+        }
+    }
+    assert!(ids.len() >= 80, "{} architectures checked", ids.len());
 }
