@@ -7,6 +7,8 @@ Run through scripts/bench.sh, which sets up and builds first:
                                            ONNX Runtime, OpenVINO) in fp32, bf16 and int8, and its video frame
                                            rate; BENCH_ROOT=DIR times the classify-image built in DIR,
                                            BENCH_PREBUILT=1 as it is built there, without cargo
+  bench.py zoo [--quick] [--out FILE]      one member of each family of the zoo, classify-image beside PyTorch
+                                           eager at batch 1, with torchvision's accuracy and GMACs
   bench.py python-inprocess MODEL WEIGHTS LOADS FORWARDS
                                            PyTorch's side of the in-process figures, as JSON (internal)
   bench.py peer-prepare MODEL WEIGHTS, bench.py peer MODEL PEER WEIGHTS RUNS --threads N
@@ -58,9 +60,9 @@ def make_weights(model):
     if not os.path.exists(path):
         import torch
         sys.path.insert(0, SCRIPTS)
-        from classify_image import CONSTRUCTORS
+        import reference
         torch.manual_seed(0)
-        state = CONSTRUCTORS[model]().state_dict()
+        state = reference.construct(model).state_dict()
         tmp = path + ".tmp"
         torch.save(state, tmp)
         os.replace(tmp, path)
@@ -524,8 +526,9 @@ def peer_paths(model):
 
 def build_torch_model(model, weights):
     sys.path.insert(0, SCRIPTS)
-    from classify_image import CONSTRUCTORS, load_local_state_dict
-    return load_local_state_dict(CONSTRUCTORS[model](), weights).eval()
+    import reference
+    from classify_image import load_local_state_dict
+    return load_local_state_dict(reference.construct(model), weights).eval()
 
 
 def first_output(out):
@@ -545,11 +548,11 @@ def peer_prepare_cmd(args):
     import numpy as np
     import torch
     sys.path.insert(0, SCRIPTS)
+    import reference
     from classify_image import preprocess_image
-    from pyimagesearch import config
     os.makedirs(PEER_DIR, exist_ok=True)
     paths = peer_paths(args.model)
-    size, mean, std = config.preset(args.model)
+    size, mean, std = reference.preset_of(args.model)
     if not os.path.exists(paths["input"]):
         torch.manual_seed(0)
         replace_atomically(paths["input"], lambda p: np.save(open(p, "wb"), torch.randn(1, 3, size, size).numpy()))
@@ -558,6 +561,9 @@ def peer_prepare_cmd(args):
     with torch.inference_mode():
         logits = first_output(model(x)).numpy()
     replace_atomically(paths["logits"], lambda p: np.save(open(p, "wb"), logits))
+    if args.input_only:
+        print(json.dumps({"model": args.model, "size": size}))
+        return
     if not os.path.exists(paths["onnx"]):
         log(f"bench: {args.model}: exporting ONNX (opset {ONNX_OPSET})")
         with torch.no_grad():
@@ -939,6 +945,91 @@ def peers(args):
         log(f"bench: peers written into {args.out}")
 
 
+# ---------------------------------------------------------------------------------------------- the zoo
+
+# One member of each family of the registry, torchvision's smallest (with its DEFAULT weights), as the families
+# are named in src/models/; ResNet's file also builds ResNeXt and the wide ResNets, EfficientNet's V2.
+ZOO_MODELS = [
+    ("AlexNet", "alexnet"), ("ConvNeXt", "convnext_tiny"), ("DenseNet", "densenet121"),
+    ("EfficientNet", "efficientnet_b0"), ("EfficientNet V2", "efficientnet_v2_s"), ("GoogLeNet", "googlenet"),
+    ("Inception v3", "inception_v3"), ("MaxViT", "maxvit_t"), ("MNASNet", "mnasnet0_5"),
+    ("MobileNet V2", "mobilenet_v2"), ("MobileNet V3", "mobilenet_v3_small"), ("RegNet X", "regnet_x_400mf"),
+    ("RegNet Y", "regnet_y_400mf"), ("ResNet", "resnet18"), ("ResNeXt", "resnext50_32x4d"),
+    ("Wide ResNet", "wide_resnet50_2"), ("ShuffleNet V2", "shufflenet_v2_x0_5"), ("SqueezeNet", "squeezenet1_1"),
+    ("Swin", "swin_t"), ("Swin V2", "swin_v2_t"), ("VGG", "vgg11"), ("ViT", "vit_b_32"),
+]
+ZOO_BEGIN, ZOO_END = "<!-- zoo:begin -->", "<!-- zoo:end -->"
+
+
+def zoo(args):
+    """classify-image's batch-1 forward pass beside PyTorch eager's (the faster of contiguous and channels-last),
+    for one member of each family, on official-size random weights, in alternating rounds; with torchvision's
+    accuracy and GMACs of the model's weights."""
+    import torch
+    from torchvision import models as tv
+    quick = args.quick
+    chosen = ZOO_MODELS[:2] if quick else ZOO_MODELS
+    rounds, runs = (1, 2) if quick else (5, 4)
+    threads = int(os.environ.get("BENCH_THREADS", torch.get_num_threads()))
+    os.makedirs(BENCH, exist_ok=True)
+    bench, _, build = snapshot_build()
+    machine = {"build": build, "cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
+               "flags": sorted(cpu_flags() & set(ISA_FLAGS)), "torch": torch.__version__, "rounds": rounds,
+               "runs": runs, "quick": quick}
+    rows = []
+    for family, m in chosen:
+        log(f"bench: zoo: {m}")
+        weights = make_weights(m)
+        prepared = subprocess.run([PYTHON, __file__, "peer-prepare", "--input-only", m, weights], check=True,
+                                  capture_output=True, text=True).stdout
+        size = json.loads(prepared.strip().splitlines()[-1])["size"]
+        meta = tv.get_model_weights(m).DEFAULT.meta
+        slots = {e: {"rounds": [], "error": None} for e in ("ours", "eager")}
+        for k in range(rounds):
+            for e in (["ours", "eager"] if k % 2 == 0 else ["eager", "ours"]):
+                slot = slots[e]
+                if slot["error"]:
+                    continue
+                out = (rust_peer(bench, m, weights, runs, "fp32", threads) if e == "ours"
+                       else run_peer(m, "eager", weights, runs, threads))
+                if "error" in out:
+                    slot["error"] = out["error"]
+                    log(f"bench: zoo: {m}: {e}: {out['error']}")
+                    continue
+                slot["rounds"].append(out["ms"])
+        rows.append({"family": family, "model": m, "size": size, "acc1": meta["_metrics"]["ImageNet-1K"]["acc@1"],
+                     "gmacs": meta["_ops"], "slots": slots})
+    raw = {"machine": machine, "models": rows}
+    replace_atomically(os.path.join(BENCH, "zoo.json"), lambda p: json.dump(raw, open(p, "w"), indent=1))
+    report = render_zoo(machine, rows)
+    print(report)
+    if args.out:
+        write_section(args.out, report, ZOO_BEGIN, ZOO_END)
+        log(f"bench: zoo written into {args.out}")
+
+
+def render_zoo(machine, rows):
+    L = [f"Measured {time.strftime('%Y-%m-%d')} by `bash scripts/bench.sh --zoo` on {machine['cpu']} "
+         f"({machine['cores']} cores; {', '.join(machine['flags'])}), {machine['threads']} threads, torch "
+         f"{machine['torch']}, classify-image {machine['build']}; batch 1, fp32, official-size random weights, "
+         f"{machine['rounds']} alternating rounds of {machine['runs']} timed passes after warm-up, medians; the ratio "
+         "is the median of the rounds' own ratios. Accuracy and GMACs are torchvision's, for the model's default "
+         "weights.", ""]
+    notes = []
+    columns = ["family", "model", "input", "acc@1", "GMACs", "classify-image ms", "PyTorch eager ms", "ratio"]
+    L += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for r in rows:
+        ours, eager = r["slots"]["ours"], r["slots"]["eager"]
+        q = None
+        if not ours["error"] and not eager["error"] and ours["rounds"] and eager["rounds"]:
+            q = median([a / b for a, b in zip(round_ms(ours), round_ms(eager))])
+        L.append(f"| {r['family']} | `{r['model']}` | {r['size']} | {r['acc1']:.2f} | {r['gmacs']:.2f} | "
+                 f"{cell_ms(ours, notes)} | {cell_ms(eager, notes)} | {cell_ratio(q)} |")
+    for i, n in enumerate(notes):
+        L.append(f"\n({i + 1}) {n}")
+    return "\n".join(L)
+
+
 # ---------------------------------------------------------------------------------------------- peers report
 
 def entry_name(e):
@@ -1127,7 +1218,11 @@ def main():
     c = sub.add_parser("peers")
     c.add_argument("--quick", action="store_true", help="ResNet-50 only, one short round: a smoke test")
     c.add_argument("--out", help="write the results into this Markdown file, between its peers markers")
+    c = sub.add_parser("zoo")
+    c.add_argument("--quick", action="store_true", help="two models, one short round: a smoke test")
+    c.add_argument("--out", help="write the results into this Markdown file, between its zoo markers")
     c = sub.add_parser("peer-prepare")
+    c.add_argument("--input-only", action="store_true", help="the input and PyTorch's logits on it only")
     c.add_argument("model")
     c.add_argument("weights")
     c = sub.add_parser("peer")
@@ -1137,8 +1232,8 @@ def main():
     c.add_argument("runs", type=int)
     c.add_argument("--threads", type=int, required=True)
     args = ap.parse_args()
-    {"run": run, "python-inprocess": python_inprocess_cmd, "peers": peers, "peer-prepare": peer_prepare_cmd,
-     "peer": peer_cmd}[args.cmd](args)
+    {"run": run, "python-inprocess": python_inprocess_cmd, "peers": peers, "zoo": zoo,
+     "peer-prepare": peer_prepare_cmd, "peer": peer_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

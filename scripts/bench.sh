@@ -7,6 +7,8 @@
 #   bash scripts/bench.sh --peers    only the CPU peers: PyTorch eager and TorchScript, ONNX Runtime, OpenVINO in
 #                                    fp32, bf16 and int8, and the video frame rate (about 30 minutes on 2 cores)
 #   bash scripts/bench.sh --memory   memory over long runs: 5,000 images and a 10,000-frame video (a few minutes)
+#   bash scripts/bench.sh --zoo      one member of each family of the zoo beside PyTorch eager, batch 1 (about
+#                                    15 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -32,6 +34,8 @@ if [[ "${1:-}" == "--memory" ]]; then
     .venv/bin/python scripts/bench_memory.py --out docs/BENCHMARKS.md
 elif [[ "${1:-}" == "--quick" ]]; then
     .venv/bin/python scripts/bench.py run --quick
+elif [[ "${1:-}" == "--zoo" ]]; then
+    .venv/bin/python scripts/bench.py zoo --out docs/BENCHMARKS.md
 elif [[ "${1:-}" == "--peers" ]]; then
     bench_requirements
     .venv/bin/python scripts/bench.py peers --out docs/BENCHMARKS.md
@@ -39,4 +43,5 @@ else
     bench_requirements
     .venv/bin/python scripts/bench.py run --out docs/BENCHMARKS.md
     .venv/bin/python scripts/bench.py peers --out docs/BENCHMARKS.md
+    .venv/bin/python scripts/bench.py zoo --out docs/BENCHMARKS.md
 fi

@@ -189,10 +189,29 @@ def one_by_one(model, photos):
     return torch.cat([model(photos[i:i + 1]) for i in range(len(photos))])
 
 
+# The first usable (seed, floor) of each test fixture, found by the search in `calibrated` with torch 2.13 and
+# torchvision 0.28: tried first, it gives the same fixture without building and running the models of the
+# seeds that fail (46 of them for the 24 fixtures of the seed's models and the first zoo). Should it no longer
+# pass the checks (another torch), the search goes on from seed 0 as before.
+KNOWN_SEEDS = {
+    "resnet": (2, False), "vgg16": (0, False), "vgg19": (0, False), "inception": (2, False), "densenet": (1, True),
+    "efficientnet_lite0": (0, True), "mobilenet_v2": (0, True), "mobilenet_v3_small": (0, True),
+    "vgg11": (0, False), "vgg11_bn": (0, False), "vgg13": (1, False), "vgg13_bn": (0, False),
+    "vgg16_bn": (0, False), "vgg19_bn": (2, False), "resnet18": (0, True), "resnet34": (2, True),
+    "resnet101": (1, False), "resnet152": (6, False), "densenet161": (0, True), "densenet169": (0, True),
+    "densenet201": (0, True), "mobilenet_v3_large": (0, True), "efficientnet_lite1": (0, True),
+    "efficientnet_lite2": (0, True),
+}
+
+
 def calibrated(label, build, photos, preset, noise_size, first_seed=0):
     """A model from `build` with calibrated random weights that make a usable fixture, and its logits. Per seed,
-    the recipe above first, then with BatchNorm variances floored; the first usable one wins."""
-    for seed, floor in ((seed, floor) for seed in range(first_seed, first_seed + 20) for floor in (False, True)):
+    the recipe above first, then with BatchNorm variances floored; the first usable one wins (the known one of
+    KNOWN_SEEDS first)."""
+    search = [(seed, floor) for seed in range(first_seed, first_seed + 20) for floor in (False, True)]
+    if first_seed == 0 and label in KNOWN_SEEDS:
+        search.insert(0, KNOWN_SEEDS[label])
+    for seed, floor in search:
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         model = build()

@@ -187,3 +187,20 @@ fn every_architecture_takes_torchvisions_state_dict() {
     }
     assert!(ids.len() >= 80, "{} architectures checked", ids.len());
 }
+
+/// README.md's model table is `classify-image weights list --markdown`, the registry's own rendering, between
+/// its markers: it cannot drift from the registry.
+#[test]
+fn the_readmes_model_table_is_the_registrys() {
+    let out = assert_cmd::Command::cargo_bin("classify-image").unwrap().args(["weights", "list", "--markdown"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(table.lines().count(), 2 + MODELS.len(), "a header, a rule and a row per architecture");
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let (_, rest) = readme.split_once("<!-- models:begin -->\n").expect("README.md's models:begin marker");
+    let (in_readme, _) = rest.split_once("<!-- models:end -->").expect("README.md's models:end marker");
+    assert!(
+        in_readme == table,
+        "README.md's model table is not the registry's: replace it with `classify-image weights list --markdown`:\n{table}"
+    );
+}
