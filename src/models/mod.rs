@@ -3,6 +3,7 @@
 //! (`MODELS`); nothing outside them branches on a model's name.
 pub mod attention;
 pub mod densenet;
+pub mod efficientnet;
 pub mod efficientnet_lite;
 pub mod inception;
 pub mod kernels;
@@ -379,8 +380,15 @@ impl ModelSpec {
 }
 
 /// Every family's entries, in the order `weights list` shows them.
-const FAMILIES: &[&[ModelSpec]] =
-    &[densenet::MODELS, efficientnet_lite::MODELS, inception::MODELS, mobilenet::MODELS, resnet::MODELS, vgg::MODELS];
+const FAMILIES: &[&[ModelSpec]] = &[
+    densenet::MODELS,
+    efficientnet::MODELS,
+    efficientnet_lite::MODELS,
+    inception::MODELS,
+    mobilenet::MODELS,
+    resnet::MODELS,
+    vgg::MODELS,
+];
 
 /// How many architectures [`FAMILIES`] has.
 const COUNT: usize = {
