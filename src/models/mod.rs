@@ -3,6 +3,7 @@
 //! (`MODELS`); nothing outside them branches on a model's name.
 pub mod attention;
 pub mod densenet;
+pub mod efficientnet;
 pub mod efficientnet_lite;
 pub mod inception;
 pub mod kernels;
@@ -334,6 +335,9 @@ impl Weights {
     }
 }
 
+/// How a registry entry builds its network from the loaded tensors, for one of its weights.
+type Builder = fn(&Params, &Weights) -> Result<Box<dyn Network>, BuildError>;
+
 /// One architecture: a torchvision builder (or EfficientNet-Lite's), and the weights published for it.
 #[derive(Clone, Copy)]
 pub struct ModelSpec {
@@ -354,7 +358,7 @@ pub struct ModelSpec {
     /// residual sums, pooling and the classifier, which all have int8 forms.
     pub int8: bool,
     /// Builds the network for one of its weights (ViT's image size is its weights').
-    build: fn(&Params, &Weights) -> Result<Box<dyn Network>, BuildError>,
+    build: Builder,
     /// Prefixes of the keys a checkpoint may carry that inference does not use (auxiliary classifiers).
     pub unused: &'static [&'static str],
 }
@@ -376,8 +380,15 @@ impl ModelSpec {
 }
 
 /// Every family's entries, in the order `weights list` shows them.
-const FAMILIES: &[&[ModelSpec]] =
-    &[densenet::MODELS, efficientnet_lite::MODELS, inception::MODELS, mobilenet::MODELS, resnet::MODELS, vgg::MODELS];
+const FAMILIES: &[&[ModelSpec]] = &[
+    densenet::MODELS,
+    efficientnet::MODELS,
+    efficientnet_lite::MODELS,
+    inception::MODELS,
+    mobilenet::MODELS,
+    resnet::MODELS,
+    vgg::MODELS,
+];
 
 /// How many architectures [`FAMILIES`] has.
 const COUNT: usize = {
