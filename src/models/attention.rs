@@ -116,17 +116,16 @@ pub fn relative_position_bias(p: &P, window: i64, heads: i64, index_shape: &[i64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::test_data;
     use tch::{Device, Kind};
 
     #[test]
     fn attention_equals_its_definition() {
         let _no_grad = tch::no_grad_guard();
-        tch::manual_seed(5);
-        let opts = (Kind::Float, Device::Cpu);
         let (b, t, c, heads) = (2, 7, 12, 3);
         let lin = |i, o| {
             let params = super::super::layers::Params::new(
-                [("weight", Tensor::randn([o, i], opts)), ("bias", Tensor::randn([o], opts))]
+                [("weight", test_data::randn(&[o, i], 201)), ("bias", test_data::randn(&[o], 202))]
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
@@ -138,8 +137,8 @@ mod tests {
         };
         let ((qkv, _a), (proj, _b)) = (lin(c, 3 * c), lin(c, c));
         let attention = SelfAttention::new(qkv, proj, heads);
-        let x = Tensor::randn([b, t, c], opts);
-        let bias = Tensor::randn([heads, t, t], opts);
+        let x = test_data::randn(&[b, t, c], 203);
+        let bias = test_data::randn(&[heads, t, t], 204);
         let got = attention.forward_with(&x, Some(&bias));
 
         let (q, k, v) = attention.qkv(&x);

@@ -293,6 +293,7 @@ pub fn qadd(a: &Tensor, b: &Tensor, scale: f64, zero_point: i64, relu: bool) -> 
 mod tests {
     use super::*;
     use crate::models::layers::channels_last;
+    use crate::models::test_data;
     use tch::{Device, Kind};
 
     trait ChannelsLast {
@@ -313,11 +314,9 @@ mod tests {
     #[test]
     fn fused_convolutions_equal_aten_ones() {
         let _guard = tch::no_grad_guard();
-        tch::manual_seed(3);
-        let opts = (Kind::Float, Device::Cpu);
-        let x = Tensor::randn([2, 8, 12, 12], opts).to_channels_last();
-        let w = Tensor::randn([16, 8, 3, 3], opts);
-        let b = Tensor::randn([16], opts);
+        let x = test_data::randn(&[2, 8, 12, 12], 301).to_channels_last();
+        let w = test_data::randn(&[16, 8, 3, 3], 302);
+        let b = test_data::randn(&[16], 303);
         let plain = x.conv2d(&w, Some(&b), [1, 1], [1, 1], [1, 1], 1);
         let packed = reorder_conv_weight(&w, PLAIN, [2, 8, 12, 12]).unwrap();
         for (act, expected) in [
@@ -333,7 +332,7 @@ mod tests {
                 assert!(max_diff(&got, &expected) < 1e-4, "{act:?}");
             }
         }
-        let other = Tensor::randn([2, 16, 12, 12], opts).to_channels_last();
+        let other = test_data::randn(&[2, 16, 12, 12], 304).to_channels_last();
         let before = other.copy();
         for relu in [false, true] {
             let sum = &plain + &other;
@@ -354,11 +353,9 @@ mod tests {
     fn quantized_convolution_and_addition_follow_their_float_versions() {
         let _guard = tch::no_grad_guard();
         use_x86_quantized_engine().unwrap();
-        tch::manual_seed(4);
-        let opts = (Kind::Float, Device::Cpu);
-        let x = Tensor::rand([1, 8, 10, 10], opts);
-        let w = Tensor::randn([16, 8, 3, 3], opts) * 0.1;
-        let b = Tensor::randn([16], opts) * 0.1;
+        let x = test_data::rand(&[1, 8, 10, 10], 305);
+        let w = test_data::randn(&[16, 8, 3, 3], 306) * 0.1;
+        let b = test_data::randn(&[16], 307) * 0.1;
         let scales = w.abs().amax([1, 2, 3], false).to_kind(Kind::Double) / 127.0;
         let zeros = Tensor::zeros([16], (Kind::Int64, Device::Cpu));
         let qw = w.quantize_per_channel(&scales, &zeros, 0, Kind::QInt8);
@@ -372,9 +369,9 @@ mod tests {
         // A bad call is an error, not an abort.
         assert!(packed.forward(&x, 0.02, 0, true).is_err());
 
-        let w = Tensor::randn([10, 32], opts) * 0.1;
-        let b = Tensor::randn([10], opts);
-        let x = Tensor::randn([2, 32], opts);
+        let w = test_data::randn(&[10, 32], 308) * 0.1;
+        let b = test_data::randn(&[10], 309);
+        let x = test_data::randn(&[2, 32], 310);
         let qw = quant_rows(&w);
         let linear = QLinearPacked::new(&qw, Some(&b)).unwrap();
         let expected = x.linear(&w, Some(&b));

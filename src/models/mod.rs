@@ -598,6 +598,42 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     ModelId::all().map(ModelId::name).chain(ModelId::all().flat_map(|id| id.weights().aliases.iter().copied()))
 }
 
+/// Random test data from a fixed sequence (SplitMix64): unlike libtorch's global generator, which tests running
+/// at the same time draw from too, it gives a test the same values on every run.
+#[cfg(test)]
+pub(crate) mod test_data {
+    use tch::Tensor;
+
+    fn uniforms(n: usize, seed: u64) -> impl Iterator<Item = f64> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
+        (0..n).map(move |_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        })
+    }
+
+    /// Uniform in [0, 1), float32.
+    pub fn rand(shape: &[i64], seed: u64) -> Tensor {
+        let n = shape.iter().product::<i64>() as usize;
+        let values: Vec<f32> = uniforms(n, seed).map(|u| u as f32).collect();
+        Tensor::from_slice(&values).view(shape)
+    }
+
+    /// Standard normal (Box–Muller), float32.
+    pub fn randn(shape: &[i64], seed: u64) -> Tensor {
+        let n = shape.iter().product::<i64>() as usize;
+        let u: Vec<f64> = uniforms(2 * n, seed).collect();
+        let values: Vec<f32> = u
+            .chunks_exact(2)
+            .map(|p| ((-2.0 * (1.0 - p[0]).ln()).sqrt() * (std::f64::consts::TAU * p[1]).cos()) as f32)
+            .collect();
+        Tensor::from_slice(&values).view(shape)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -239,6 +239,7 @@ pub fn quantize_weight(weight: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::test_data;
 
     #[test]
     fn covering_maps_the_range_ends_and_zero_onto_levels() {
@@ -268,7 +269,7 @@ mod tests {
         // Ten photos' million values in [0, 1] (sampled: 65,536 a photo) and one value at 3: the levels go to
         // [0, 1.6] or so, not [0, 3]; clipping the one value costs less than tripling the step for the others.
         let r = Recorder::default();
-        let photos: Vec<Tensor> = (0..10).map(|_| Tensor::rand([1_000_000], (Kind::Float, Device::Cpu))).collect();
+        let photos: Vec<Tensor> = (0..10).map(|i| test_data::rand(&[1_000_000], 401 + i)).collect();
         let _ = photos[0].get(0).fill_(3.0);
         for pass in 0..2 {
             if pass == 1 {
@@ -293,7 +294,7 @@ mod tests {
 
     #[test]
     fn quantized_padding_is_zero_padding() {
-        let x = Tensor::rand([1, 3, 5, 4], (Kind::Float, Device::Cpu)) - 0.25;
+        let x = test_data::rand(&[1, 3, 5, 4], 402) - 0.25;
         let q = QParams::covering(Range { lo: -0.25, hi: 0.75 }).quantize(&x);
         let pad = [0, 1, 2, 1];
         let expected = q.dequantize().constant_pad_nd(pad);
@@ -305,9 +306,8 @@ mod tests {
 
     #[test]
     fn weights_round_trip_within_half_a_level_per_channel() {
-        tch::manual_seed(5);
-        let w = Tensor::randn([4, 3, 3, 3], (Kind::Float, Device::Cpu))
-            * Tensor::from_slice(&[0.01f32, 1.0, 10.0, 0.0]).view([4, 1, 1, 1]);
+        let w =
+            test_data::randn(&[4, 3, 3, 3], 403) * Tensor::from_slice(&[0.01f32, 1.0, 10.0, 0.0]).view([4, 1, 1, 1]);
         let q = quantize_weight(&w);
         let back = q.dequantize();
         for c in 0..4 {

@@ -192,7 +192,11 @@ fn every_architecture_takes_torchvisions_state_dict() {
 /// its markers: it cannot drift from the registry.
 #[test]
 fn the_readmes_model_table_is_the_registrys() {
-    let out = assert_cmd::Command::cargo_bin("classify-image").unwrap().args(["weights", "list", "--markdown"]).output().unwrap();
+    let out = assert_cmd::Command::cargo_bin("classify-image")
+        .unwrap()
+        .args(["weights", "list", "--markdown"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8(out.stdout).unwrap();
     assert_eq!(table.lines().count(), 2 + MODELS.len(), "a header, a rule and a row per architecture");
