@@ -222,9 +222,10 @@ pub fn build(params: &Params) -> Result<Box<dyn Network>, BuildError> {
     Ok(Box::new(InceptionV3 { stem, mixed, fc }))
 }
 
-/// torchvision's `_transform_input`: the weights were trained on inputs normalised with mean = std = 0.5, so
-/// the ImageNet-normalised input is re-mapped per channel, with the same arithmetic.
-fn transform_input(xs: &Tensor) -> Tensor {
+/// torchvision's `_transform_input` (Inception v3's and GoogLeNet's): the weights were trained on inputs
+/// normalised with mean = std = 0.5, so the ImageNet-normalised input is re-mapped per channel, with the same
+/// arithmetic.
+pub(super) fn transform_input(xs: &Tensor) -> Tensor {
     let channels: Vec<Tensor> =
         (0..3).map(|c| xs.select(1, c as i64).unsqueeze(1) * (STD[c] / 0.5) + (MEAN[c] - 0.5) / 0.5).collect();
     Tensor::cat(&channels, 1)

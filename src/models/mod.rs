@@ -1,16 +1,21 @@
 //! The model registry: for each architecture, how to build it, and for each of its weights where the file
 //! lives, how to prepare the input and what accuracy is published. Each family's file holds its entries
 //! (`MODELS`); nothing outside them branches on a model's name.
+pub mod alexnet;
 pub mod attention;
 pub mod densenet;
 pub mod efficientnet;
 pub mod efficientnet_lite;
+pub mod googlenet;
 pub mod inception;
 pub mod kernels;
 pub mod layers;
+pub mod mnasnet;
 pub mod mobilenet;
 pub mod quant;
 pub mod resnet;
+pub mod shufflenetv2;
+pub mod squeezenet;
 pub mod vgg;
 
 use crate::config;
@@ -381,12 +386,17 @@ impl ModelSpec {
 
 /// Every family's entries, in the order `weights list` shows them.
 const FAMILIES: &[&[ModelSpec]] = &[
+    alexnet::MODELS,
     densenet::MODELS,
     efficientnet::MODELS,
     efficientnet_lite::MODELS,
+    googlenet::MODELS,
     inception::MODELS,
+    mnasnet::MODELS,
     mobilenet::MODELS,
     resnet::MODELS,
+    shufflenetv2::MODELS,
+    squeezenet::MODELS,
     vgg::MODELS,
 ];
 

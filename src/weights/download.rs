@@ -19,12 +19,15 @@ pub enum Checksum {
 }
 
 impl Checksum {
-    /// torchvision's rule: the hex digits between the last `-` and the extension of the file name.
+    /// torchvision's rule (`HASH_REGEX = r"-([a-f0-9]*)\."`, searched): the first run of hex digits between a
+    /// `-` and a `.` of the file name (`resnet50-0676ba61.pth`; `shufflenetv2_x0.5-f707e7126e.pth`, whose
+    /// name has a dot before the hash), at least 6 of them.
     pub fn from_file_name(name: &str) -> Option<Checksum> {
-        let stem = name.split('.').next()?;
-        let (_, hex) = stem.rsplit_once('-')?;
-        (hex.len() >= 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Checksum::Prefix(hex.to_ascii_lowercase()))
+        name.match_indices('-').find_map(|(at, _)| {
+            let rest = &name[at + 1..];
+            let hex = &rest[..rest.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(rest.len())];
+            (rest[hex.len()..].starts_with('.') && hex.len() >= 6).then(|| Checksum::Prefix(hex.to_ascii_lowercase()))
+        })
     }
 
     pub fn matches(&self, digest: &str) -> bool {
@@ -153,7 +156,18 @@ mod tests {
             Checksum::from_file_name("inception_v3_google-0cc3c7bd.pth"),
             Some(Checksum::Prefix("0cc3c7bd".into()))
         );
+        assert_eq!(Checksum::from_file_name("alexnet-owt-7be5be79.pth"), Some(Checksum::Prefix("7be5be79".into())));
+        // A dot before the hash.
+        assert_eq!(
+            Checksum::from_file_name("shufflenetv2_x0.5-f707e7126e.pth"),
+            Some(Checksum::Prefix("f707e7126e".into()))
+        );
+        assert_eq!(
+            Checksum::from_file_name("mnasnet0.5_top1_67.823-3ffadce67e.pth"),
+            Some(Checksum::Prefix("3ffadce67e".into()))
+        );
         assert_eq!(Checksum::from_file_name("model.pth"), None);
+        assert_eq!(Checksum::from_file_name("model-v2.pth"), None);
         let c = Checksum::Prefix("0676ba61".into());
         assert!(c.matches("0676ba61ffff"));
         assert!(!c.matches("0676ba62ffff"));
