@@ -2,6 +2,7 @@
 //! lives, how to prepare the input and what accuracy is published. Each family's file holds its entries
 //! (`MODELS`); nothing outside them branches on a model's name.
 pub mod attention;
+pub mod convnext;
 pub mod densenet;
 pub mod efficientnet_lite;
 pub mod inception;
@@ -379,8 +380,15 @@ impl ModelSpec {
 }
 
 /// Every family's entries, in the order `weights list` shows them.
-const FAMILIES: &[&[ModelSpec]] =
-    &[densenet::MODELS, efficientnet_lite::MODELS, inception::MODELS, mobilenet::MODELS, resnet::MODELS, vgg::MODELS];
+const FAMILIES: &[&[ModelSpec]] = &[
+    convnext::MODELS,
+    densenet::MODELS,
+    efficientnet_lite::MODELS,
+    inception::MODELS,
+    mobilenet::MODELS,
+    resnet::MODELS,
+    vgg::MODELS,
+];
 
 /// How many architectures [`FAMILIES`] has.
 const COUNT: usize = {
