@@ -12,6 +12,7 @@ pub mod mobilenet;
 pub mod quant;
 pub mod resnet;
 pub mod vgg;
+pub mod vision_transformer;
 
 use crate::config;
 use layers::Params;
@@ -388,6 +389,7 @@ const FAMILIES: &[&[ModelSpec]] = &[
     mobilenet::MODELS,
     resnet::MODELS,
     vgg::MODELS,
+    vision_transformer::MODELS,
 ];
 
 /// How many architectures [`FAMILIES`] has.
