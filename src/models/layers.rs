@@ -631,8 +631,19 @@ pub struct Linear {
 
 impl Linear {
     pub fn load(p: &P, inputs: i64, outputs: Option<i64>) -> Result<Self, BuildError> {
-        let weight = p.take("weight", &[outputs.unwrap_or(-1), inputs])?;
-        let bias = p.take("bias", &[weight.size()[0]])?;
+        Linear::load_named(p, ("weight", "bias"), inputs, outputs)
+    }
+
+    /// The same with its weight and bias under other names: `nn.MultiheadAttention`'s packed query, key and
+    /// value projection is `in_proj_weight` and `in_proj_bias`.
+    pub fn load_named(
+        p: &P,
+        (weight, bias): (&str, &str),
+        inputs: i64,
+        outputs: Option<i64>,
+    ) -> Result<Self, BuildError> {
+        let weight = p.take(weight, &[outputs.unwrap_or(-1), inputs])?;
+        let bias = p.take(bias, &[weight.size()[0]])?;
         let int8 = match p.params.convs {
             Convs::Int8(_) => Some(
                 QLinearPacked::new(&quant::quantize_weight(&weight), Some(&bias))

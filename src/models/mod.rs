@@ -3,6 +3,7 @@
 //! (`MODELS`); nothing outside them branches on a model's name.
 pub mod alexnet;
 pub mod attention;
+pub mod convnext;
 pub mod densenet;
 pub mod efficientnet;
 pub mod efficientnet_lite;
@@ -17,6 +18,7 @@ pub mod resnet;
 pub mod shufflenetv2;
 pub mod squeezenet;
 pub mod vgg;
+pub mod vision_transformer;
 
 use crate::config;
 use layers::Params;
@@ -387,6 +389,7 @@ impl ModelSpec {
 /// Every family's entries, in the order `weights list` shows them.
 const FAMILIES: &[&[ModelSpec]] = &[
     alexnet::MODELS,
+    convnext::MODELS,
     densenet::MODELS,
     efficientnet::MODELS,
     efficientnet_lite::MODELS,
@@ -398,6 +401,7 @@ const FAMILIES: &[&[ModelSpec]] = &[
     shufflenetv2::MODELS,
     squeezenet::MODELS,
     vgg::MODELS,
+    vision_transformer::MODELS,
 ];
 
 /// How many architectures [`FAMILIES`] has.
