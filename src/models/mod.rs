@@ -10,6 +10,7 @@ pub mod layers;
 pub mod mobilenet;
 pub mod quant;
 pub mod resnet;
+pub mod swin_transformer;
 pub mod vgg;
 
 use crate::config;
@@ -334,6 +335,9 @@ impl Weights {
     }
 }
 
+/// How an entry builds its network from the loaded tensors, for one of its weights.
+type BuildFn = fn(&Params, &Weights) -> Result<Box<dyn Network>, BuildError>;
+
 /// One architecture: a torchvision builder (or EfficientNet-Lite's), and the weights published for it.
 #[derive(Clone, Copy)]
 pub struct ModelSpec {
@@ -354,7 +358,7 @@ pub struct ModelSpec {
     /// residual sums, pooling and the classifier, which all have int8 forms.
     pub int8: bool,
     /// Builds the network for one of its weights (ViT's image size is its weights').
-    build: fn(&Params, &Weights) -> Result<Box<dyn Network>, BuildError>,
+    build: BuildFn,
     /// Prefixes of the keys a checkpoint may carry that inference does not use (auxiliary classifiers).
     pub unused: &'static [&'static str],
 }
@@ -376,8 +380,15 @@ impl ModelSpec {
 }
 
 /// Every family's entries, in the order `weights list` shows them.
-const FAMILIES: &[&[ModelSpec]] =
-    &[densenet::MODELS, efficientnet_lite::MODELS, inception::MODELS, mobilenet::MODELS, resnet::MODELS, vgg::MODELS];
+const FAMILIES: &[&[ModelSpec]] = &[
+    densenet::MODELS,
+    efficientnet_lite::MODELS,
+    inception::MODELS,
+    mobilenet::MODELS,
+    resnet::MODELS,
+    swin_transformer::MODELS,
+    vgg::MODELS,
+];
 
 /// How many architectures [`FAMILIES`] has.
 const COUNT: usize = {
