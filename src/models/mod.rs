@@ -7,6 +7,7 @@ pub mod efficientnet_lite;
 pub mod inception;
 pub mod kernels;
 pub mod layers;
+pub mod maxvit;
 pub mod mobilenet;
 pub mod quant;
 pub mod resnet;
@@ -384,6 +385,7 @@ const FAMILIES: &[&[ModelSpec]] = &[
     densenet::MODELS,
     efficientnet_lite::MODELS,
     inception::MODELS,
+    maxvit::MODELS,
     mobilenet::MODELS,
     resnet::MODELS,
     swin_transformer::MODELS,
