@@ -179,7 +179,8 @@ def calibrate(model, photos, noise, gen, floor_variance):
         fc.weight.copy_(torch.randn(fc.weight.shape, generator=gen))
     scale = 3.0 / model(photos[:1]).std().item()
     fc.weight.mul_(scale)
-    fc.bias.mul_(scale)
+    if fc.bias is not None:  # MaxViT's classifier has none
+        fc.bias.mul_(scale)
 
 
 @torch.no_grad()

@@ -11,12 +11,14 @@ pub mod googlenet;
 pub mod inception;
 pub mod kernels;
 pub mod layers;
+pub mod maxvit;
 pub mod mnasnet;
 pub mod mobilenet;
 pub mod quant;
 pub mod resnet;
 pub mod shufflenetv2;
 pub mod squeezenet;
+pub mod swin_transformer;
 pub mod vgg;
 pub mod vision_transformer;
 
@@ -395,11 +397,13 @@ const FAMILIES: &[&[ModelSpec]] = &[
     efficientnet_lite::MODELS,
     googlenet::MODELS,
     inception::MODELS,
+    maxvit::MODELS,
     mnasnet::MODELS,
     mobilenet::MODELS,
     resnet::MODELS,
     shufflenetv2::MODELS,
     squeezenet::MODELS,
+    swin_transformer::MODELS,
     vgg::MODELS,
     vision_transformer::MODELS,
 ];
