@@ -9,6 +9,7 @@ pub mod kernels;
 pub mod layers;
 pub mod mobilenet;
 pub mod quant;
+pub mod regnet;
 pub mod resnet;
 pub mod vgg;
 
@@ -376,8 +377,15 @@ impl ModelSpec {
 }
 
 /// Every family's entries, in the order `weights list` shows them.
-const FAMILIES: &[&[ModelSpec]] =
-    &[densenet::MODELS, efficientnet_lite::MODELS, inception::MODELS, mobilenet::MODELS, resnet::MODELS, vgg::MODELS];
+const FAMILIES: &[&[ModelSpec]] = &[
+    densenet::MODELS,
+    efficientnet_lite::MODELS,
+    inception::MODELS,
+    mobilenet::MODELS,
+    regnet::MODELS,
+    resnet::MODELS,
+    vgg::MODELS,
+];
 
 /// How many architectures [`FAMILIES`] has.
 const COUNT: usize = {
