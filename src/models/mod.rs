@@ -335,6 +335,9 @@ impl Weights {
     }
 }
 
+/// How a registry entry builds its network from the loaded tensors, for one of its weights.
+type Build = fn(&Params, &Weights) -> Result<Box<dyn Network>, BuildError>;
+
 /// One architecture: a torchvision builder (or EfficientNet-Lite's), and the weights published for it.
 #[derive(Clone, Copy)]
 pub struct ModelSpec {
@@ -355,7 +358,7 @@ pub struct ModelSpec {
     /// residual sums, pooling and the classifier, which all have int8 forms.
     pub int8: bool,
     /// Builds the network for one of its weights (ViT's image size is its weights').
-    build: fn(&Params, &Weights) -> Result<Box<dyn Network>, BuildError>,
+    build: Build,
     /// Prefixes of the keys a checkpoint may carry that inference does not use (auxiliary classifiers).
     pub unused: &'static [&'static str],
 }
