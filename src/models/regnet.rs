@@ -653,8 +653,9 @@ mod tests {
     /// each builder makes them.
     #[test]
     fn stages_are_torchvisions() {
+        type Stages = &'static [(i64, usize, i64)];
         #[rustfmt::skip]
-        let expected: [(&Config, &[(i64, usize, i64)]); 15] = [
+        let expected: [(&Config, Stages); 15] = [
             (&REGNET_X_400MF, &[(32, 1, 16), (64, 2, 16), (160, 7, 16), (400, 12, 16)]),
             (&REGNET_X_800MF, &[(64, 1, 16), (128, 3, 16), (288, 7, 16), (672, 5, 16)]),
             (&REGNET_X_1_6GF, &[(72, 2, 24), (168, 4, 24), (408, 10, 24), (912, 2, 24)]),
