@@ -72,10 +72,21 @@ def registry(args):
 
 def state_dicts(args):
     import reference
+    from unittest import mock
+    from torchvision.models import regnet
+
+    # RegNet's builders compute the stages' widths with tensors and read them back (`tolist`), which meta
+    # tensors cannot do: that arithmetic runs on the CPU.
+    from_init_params = regnet.BlockParams.from_init_params.__func__
+
+    def on_cpu(cls, *a, **k):
+        with torch.device("cpu"):
+            return from_init_params(cls, *a, **k)
+
     data = {}
     for spec in args.models:
         name, _, tag = spec.partition(".")
-        with torch.device("meta"):
+        with torch.device("meta"), mock.patch.object(regnet.BlockParams, "from_init_params", classmethod(on_cpu)):
             model = reference.pretrained_like(name, tag or None)
         data[spec] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
     with open(args.out, "w") as f:

@@ -36,6 +36,8 @@ pub(super) const MODELS: &[ModelSpec] = &[
             },
         ],
         build: |p, _| build_v2(&p.root()),
+        // V2's layers all have int8 forms (ReLU6 fused); V3's squeeze-and-excitation and hardswish do not.
+        int8: true,
         ..FAMILY
     },
     ModelSpec {

@@ -1,5 +1,8 @@
 //! ResNet (He et al., 2015), as torchvision builds it: basic blocks for ResNet-18/34, bottlenecks for
-//! ResNet-50/101/152, with the stride on the 3×3 convolution ("v1.5").
+//! ResNet-50/101/152, with the stride on the 3×3 convolution ("v1.5"). With the same code, the bottleneck's
+//! variants that torchvision builds in the same file: ResNeXt (Xie et al., 2017), whose 3×3 convolution is
+//! grouped ("32×4d": 32 groups of 4 channels at the first stage), and Wide ResNet (Zagoruyko and Komodakis,
+//! 2016), whose bottleneck is twice as wide.
 use super::layers::{Act, ConvBn, ConvCfg, Linear, P};
 use super::{Accuracy, BuildError, Eval, ModelSpec, Network, Split, Weights, WeightsFile};
 use tch::{nn::Module, Tensor};
@@ -124,6 +127,125 @@ pub(super) const MODELS: &[ModelSpec] = &[
         build: |p, _| build(&p.root(), &RESNET152),
         ..FAMILY
     },
+    ModelSpec {
+        name: "resnext50_32x4d",
+        arch: "ResNeXt-50 32×4d",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnext50_32x4d-1a0047aa.pth"),
+                accuracy: Accuracy { top1: 81.198, top5: Some(95.34) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 95.833,
+                gmacs: Some(4.23),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnext50_32x4d-7cdf4587.pth"),
+                accuracy: Accuracy { top1: 77.618, top5: Some(93.698) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 95.789,
+                gmacs: Some(4.23),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build(&p.root(), &RESNEXT50_32X4D),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "resnext101_32x8d",
+        arch: "ResNeXt-101 32×8d",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnext101_32x8d-110c445d.pth"),
+                accuracy: Accuracy { top1: 82.834, top5: Some(96.228) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 339.673,
+                gmacs: Some(16.414),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/resnext101_32x8d-8ba56ff5.pth"),
+                accuracy: Accuracy { top1: 79.312, top5: Some(94.526) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 339.586,
+                gmacs: Some(16.414),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build(&p.root(), &RESNEXT101_32X8D),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "resnext101_64x4d",
+        arch: "ResNeXt-101 64×4d",
+        weights: &[Weights {
+            tag: "IMAGENET1K_V1",
+            file: WeightsFile::published("https://download.pytorch.org/models/resnext101_64x4d-173b62eb.pth"),
+            accuracy: Accuracy { top1: 83.246, top5: Some(96.454) },
+            eval: Eval::bilinear(232, 224),
+            file_mb: 319.318,
+            gmacs: Some(15.46),
+            ..Weights::TORCHVISION
+        }],
+        build: |p, _| build(&p.root(), &RESNEXT101_64X4D),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "wide_resnet50_2",
+        arch: "Wide ResNet-50-2",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/wide_resnet50_2-9ba9bcbe.pth"),
+                accuracy: Accuracy { top1: 81.602, top5: Some(95.758) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 263.124,
+                gmacs: Some(11.398),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/wide_resnet50_2-95faca4d.pth"),
+                accuracy: Accuracy { top1: 78.468, top5: Some(94.086) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 131.82,
+                gmacs: Some(11.398),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build(&p.root(), &WIDE_RESNET50_2),
+        ..FAMILY
+    },
+    ModelSpec {
+        name: "wide_resnet101_2",
+        arch: "Wide ResNet-101-2",
+        weights: &[
+            Weights {
+                tag: "IMAGENET1K_V2",
+                file: WeightsFile::published("https://download.pytorch.org/models/wide_resnet101_2-d733dc28.pth"),
+                accuracy: Accuracy { top1: 82.51, top5: Some(96.02) },
+                eval: Eval::bilinear(232, 224),
+                file_mb: 484.747,
+                gmacs: Some(22.753),
+                ..Weights::TORCHVISION
+            },
+            Weights {
+                tag: "IMAGENET1K_V1",
+                file: WeightsFile::published("https://download.pytorch.org/models/wide_resnet101_2-32ee1156.pth"),
+                accuracy: Accuracy { top1: 78.848, top5: Some(94.284) },
+                eval: Eval::bilinear(256, 224),
+                file_mb: 242.896,
+                gmacs: Some(22.753),
+                ..Weights::TORCHVISION
+            },
+        ],
+        build: |p, _| build(&p.root(), &WIDE_RESNET101_2),
+        ..FAMILY
+    },
 ];
 
 /// The two kinds of residual block.
@@ -144,14 +266,32 @@ impl Block {
     }
 }
 
-/// A block and the number of blocks per stage.
-pub struct Config(pub Block, pub [usize; 4]);
+/// An architecture of the family: torchvision's `ResNet(block, layers, groups, width_per_group)`.
+pub struct Config {
+    pub block: Block,
+    /// The number of blocks per stage.
+    pub layers: [usize; 4],
+    /// The groups of the bottleneck's 3×3 convolution (1 but in ResNeXt).
+    pub groups: i64,
+    /// The channels per group of that convolution at the first stage, where a ResNet's bottleneck has 64: its
+    /// width is `planes · width_per_group / 64 · groups`. Basic blocks take only 1 group of 64.
+    pub width_per_group: i64,
+}
 
-pub const RESNET18: Config = Config(Block::Basic, [2, 2, 2, 2]);
-pub const RESNET34: Config = Config(Block::Basic, [3, 4, 6, 3]);
-pub const RESNET50: Config = Config(Block::Bottleneck, [3, 4, 6, 3]);
-pub const RESNET101: Config = Config(Block::Bottleneck, [3, 4, 23, 3]);
-pub const RESNET152: Config = Config(Block::Bottleneck, [3, 8, 36, 3]);
+const fn resnet(block: Block, layers: [usize; 4]) -> Config {
+    Config { block, layers, groups: 1, width_per_group: 64 }
+}
+
+pub const RESNET18: Config = resnet(Block::Basic, [2, 2, 2, 2]);
+pub const RESNET34: Config = resnet(Block::Basic, [3, 4, 6, 3]);
+pub const RESNET50: Config = resnet(Block::Bottleneck, [3, 4, 6, 3]);
+pub const RESNET101: Config = resnet(Block::Bottleneck, [3, 4, 23, 3]);
+pub const RESNET152: Config = resnet(Block::Bottleneck, [3, 8, 36, 3]);
+pub const RESNEXT50_32X4D: Config = Config { groups: 32, width_per_group: 4, ..RESNET50 };
+pub const RESNEXT101_32X8D: Config = Config { groups: 32, width_per_group: 8, ..RESNET101 };
+pub const RESNEXT101_64X4D: Config = Config { groups: 64, width_per_group: 4, ..RESNET101 };
+pub const WIDE_RESNET50_2: Config = Config { width_per_group: 128, ..RESNET50 };
+pub const WIDE_RESNET101_2: Config = Config { width_per_group: 128, ..RESNET101 };
 
 /// A residual block: its convolutions in order (ReLU after each but the last), then the shortcut.
 #[derive(Debug)]
@@ -161,8 +301,10 @@ struct Residual {
 }
 
 impl Residual {
-    fn load(p: &P, block: Block, cin: i64, width: i64, stride: i64) -> Result<Self, BuildError> {
-        let cout = width * block.expansion();
+    /// The block of a stage of `planes` channels (64, 128, 256, 512) whose first convolution takes `cin`.
+    fn load(p: &P, cfg: &Config, cin: i64, planes: i64, stride: i64) -> Result<Self, BuildError> {
+        let Config { block, groups, width_per_group, .. } = *cfg;
+        let cout = planes * block.expansion();
         let plain = ConvCfg::default();
         let downsample = if stride != 1 || cin != cout {
             Some(ConvBn::load(&p.sub("downsample"), ("0", "1"), cin, cout, [1, 1], plain.stride(stride), EPS)?)
@@ -170,17 +312,24 @@ impl Residual {
             None
         };
         let convs = match block {
+            Block::Basic if groups != 1 || width_per_group != 64 => {
+                return Err(BuildError("basic blocks take only 1 group of 64 channels".into()));
+            }
             Block::Basic => vec![
-                ConvBn::load(p, ("conv1", "bn1"), cin, width, [3, 3], plain.stride(stride).pad(1), EPS)?
+                ConvBn::load(p, ("conv1", "bn1"), cin, planes, [3, 3], plain.stride(stride).pad(1), EPS)?
                     .with_act(Act::Relu),
-                ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.pad(1), EPS)?,
+                ConvBn::load(p, ("conv2", "bn2"), planes, planes, [3, 3], plain.pad(1), EPS)?,
             ],
-            Block::Bottleneck => vec![
-                ConvBn::load(p, ("conv1", "bn1"), cin, width, [1, 1], plain, EPS)?.with_act(Act::Relu),
-                ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], plain.stride(stride).pad(1), EPS)?
-                    .with_act(Act::Relu),
-                ConvBn::load(p, ("conv3", "bn3"), width, cout, [1, 1], plain, EPS)?,
-            ],
+            Block::Bottleneck => {
+                // torchvision's `int(planes * (base_width / 64.0)) * groups`, exact in integers.
+                let width = planes * width_per_group / 64 * groups;
+                let grouped = plain.stride(stride).pad(1).groups(groups);
+                vec![
+                    ConvBn::load(p, ("conv1", "bn1"), cin, width, [1, 1], plain, EPS)?.with_act(Act::Relu),
+                    ConvBn::load(p, ("conv2", "bn2"), width, width, [3, 3], grouped, EPS)?.with_act(Act::Relu),
+                    ConvBn::load(p, ("conv3", "bn3"), width, cout, [1, 1], plain, EPS)?,
+                ]
+            }
         };
         Ok(Residual { convs, downsample })
     }
@@ -202,16 +351,16 @@ pub struct ResNet {
     fc: Linear,
 }
 
-pub fn build(p: &P, Config(block, layers): &Config) -> Result<Box<dyn Network>, BuildError> {
+pub fn build(p: &P, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
     let stem =
         ConvBn::load(p, ("conv1", "bn1"), 3, 64, [7, 7], ConvCfg::default().stride(2).pad(3), EPS)?.with_act(Act::Relu);
     let (mut blocks, mut cin) = (Vec::new(), 64);
-    for (stage, &count) in layers.iter().enumerate() {
-        let width = 64 << stage;
+    for (stage, &count) in cfg.layers.iter().enumerate() {
+        let planes = 64 << stage;
         for i in 0..count {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            blocks.push(Residual::load(&p.sub(format!("layer{}", stage + 1)).sub(i), *block, cin, width, stride)?);
-            cin = width * block.expansion();
+            blocks.push(Residual::load(&p.sub(format!("layer{}", stage + 1)).sub(i), cfg, cin, planes, stride)?);
+            cin = planes * cfg.block.expansion();
         }
     }
     let fc = Linear::load(&p.sub("fc"), cin, None)?;
