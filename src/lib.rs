@@ -18,6 +18,7 @@ pub mod inputs;
 pub mod labels;
 pub mod models;
 pub mod preprocess;
+pub mod resize;
 pub mod sink;
 pub mod weights;
 

@@ -1,8 +1,9 @@
 //! Image in, input tensor out, with the original script's arithmetic to the bit:
 //! BGR→RGB, squash to size×size (INTER_LINEAR), `float32 / 255`, then numpy's `image -= MEAN; image /= STD`,
 //! which computes in float64 (the lists are float64 arrays) and stores back to float32; HWC→CHW; batch of 1.
-//! With torchvision's preset the squash is replaced by its eval geometry: shorter side to `resize` with
-//! torchvision's antialiased bilinear or bicubic filter (libtorch's, made to match PIL's), then the centre crop.
+//! With torchvision's preset the squash is replaced by its eval geometry: shorter side to `resize` with the
+//! antialiased bilinear or bicubic filter torchvision applies to PIL images (Pillow's, [`crate::resize`]), then
+//! the centre crop.
 use crate::error::{Error, ImageError, Result};
 use crate::imagesize::{self, sniff, Format, EOI};
 use crate::models::{Interpolation, Preset};
@@ -12,7 +13,7 @@ use opencv::{
     prelude::*,
 };
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// The largest image that torchvision's preparation resizes to before its crop: 16 Mpixels (192 MB as float),
 /// an aspect ratio of 256:1 at the usual resize to 256.
@@ -145,9 +146,8 @@ pub fn to_tensor(image: &Mat, preset: &Preset) -> Result<Tensor> {
 }
 
 /// torchvision's eval geometry on 8-bit RGB: the shorter side to `short` (the longer to
-/// `int(short * long / short_side)`) with the antialiased filter that torchvision uses to match PIL, rounded
-/// back to 8 bits (and clamped, after bicubic's overshoot) as PIL does, then the centre `crop`×`crop` placed at
-/// `int(round((side - crop) / 2))`.
+/// `int(short * long / short_side)`) with Pillow's antialiased filter, as torchvision resizes a PIL image
+/// ([`crate::resize`]), then the centre `crop`×`crop` placed at `int(round((side - crop) / 2))`.
 fn resize_and_crop(rgb: &Mat, short: i64, crop: i64, interpolation: Interpolation) -> Result<Vec<u8>> {
     let (w, h) = (rgb.cols() as i64, rgb.rows() as i64);
     let (nw, nh) = if w <= h { (short, short * h / w) } else { (short * w / h, short) };
@@ -159,15 +159,10 @@ fn resize_and_crop(rgb: &Mat, short: i64, crop: i64, interpolation: Interpolatio
     if nw.saturating_mul(nh) as u64 > MAX_RESIZED_PIXELS {
         return Err(Error::TooThin { width: w, height: h, resize: short, resized: (nw, nh) });
     }
-    let image = Tensor::from_slice(rgb.data_bytes()?).view([1, h, w, 3]).permute([0, 3, 1, 2]).to_kind(Kind::Float);
-    let mut resized = match interpolation {
-        Interpolation::Bilinear => image.f_internal_upsample_bilinear2d_aa([nh, nw], false, None, None)?,
-        Interpolation::Bicubic => image.f_internal_upsample_bicubic2d_aa([nh, nw], false, None, None)?,
-    };
-    let _ = resized.round_().clamp_(0.0, 255.0);
+    let size = |w: i64, h: i64| (w as usize, h as usize);
+    let resized = crate::resize::resize(rgb.data_bytes()?, size(w, h), 3, size(nw, nh), interpolation);
     // Python's round, ties to even, as torchvision's center_crop computes the offsets.
-    let offset = |side: i64| ((side - crop) as f64 / 2.0).round_ties_even() as i64;
-    let cropped = resized.narrow(2, offset(nh), crop).narrow(3, offset(nw), crop);
-    let hwc = cropped.squeeze_dim(0).permute([1, 2, 0]).contiguous().to_kind(Kind::Uint8);
-    Ok(Vec::<u8>::try_from(hwc.flatten(0, -1))?)
+    let offset = |side: i64| ((side - crop) as f64 / 2.0).round_ties_even() as usize;
+    let (top, left, crop, nw) = (offset(nh), offset(nw), crop as usize, nw as usize);
+    Ok((top..top + crop).flat_map(|y| &resized[(y * nw + left) * 3..(y * nw + left + crop) * 3]).copied().collect())
 }
