@@ -623,7 +623,8 @@ impl Module for BatchNorm2d {
 #[derive(Debug)]
 pub struct Linear {
     weight: Tensor,
-    bias: Tensor,
+    /// Most have one; Swin's patch merging and MaxViT's classifier do not.
+    bias: Option<Tensor>,
     /// In int8: the weights in qint8, run with the input quantized on the fly (dynamic quantization: a
     /// classifier needs no calibration).
     int8: Option<QLinearPacked>,
@@ -631,27 +632,32 @@ pub struct Linear {
 
 impl Linear {
     pub fn load(p: &P, inputs: i64, outputs: Option<i64>) -> Result<Self, BuildError> {
-        Linear::load_named(p, ("weight", "bias"), inputs, outputs)
+        Linear::load_named(p, ("weight", Some("bias")), inputs, outputs)
     }
 
-    /// The same with its weight and bias under other names: `nn.MultiheadAttention`'s packed query, key and
-    /// value projection is `in_proj_weight` and `in_proj_bias`.
+    /// A fully connected layer without a bias.
+    pub fn load_no_bias(p: &P, inputs: i64, outputs: Option<i64>) -> Result<Self, BuildError> {
+        Linear::load_named(p, ("weight", None), inputs, outputs)
+    }
+
+    /// The same with its weight and bias (if any) under other names: `nn.MultiheadAttention`'s packed query,
+    /// key and value projection is `in_proj_weight` and `in_proj_bias`.
     pub fn load_named(
         p: &P,
-        (weight, bias): (&str, &str),
+        (weight, bias): (&str, Option<&str>),
         inputs: i64,
         outputs: Option<i64>,
     ) -> Result<Self, BuildError> {
         let weight = p.take(weight, &[outputs.unwrap_or(-1), inputs])?;
-        let bias = p.take(bias, &[weight.size()[0]])?;
+        let bias = bias.map(|b| p.take(b, &[weight.size()[0]])).transpose()?;
         let int8 = match p.params.convs {
             Convs::Int8(_) => Some(
-                QLinearPacked::new(&quant::quantize_weight(&weight), Some(&bias))
+                QLinearPacked::new(&quant::quantize_weight(&weight), bias.as_ref())
                     .map_err(|e| BuildError(format!("cannot pack `{}` for int8: {e}", p.name())))?,
             ),
             _ => None,
         };
-        Ok(Linear { weight: p.compute(&weight), bias: p.compute(&bias), int8 })
+        Ok(Linear { weight: p.compute(&weight), bias: bias.map(|b| p.compute(&b)), int8 })
     }
 
     pub fn outputs(&self) -> i64 {
@@ -665,7 +671,7 @@ impl Module for Linear {
         let xs = quant::dequantized(xs);
         match &self.int8 {
             Some(packed) => packed.forward(&xs).unwrap_or_else(|e| panic!("int8 fully connected layer failed: {e}")),
-            None => xs.linear(&self.weight, Some(&self.bias)),
+            None => xs.linear(&self.weight, self.bias.as_ref()),
         }
     }
 }

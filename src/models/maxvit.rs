@@ -9,7 +9,6 @@
 //! computes what this network does at that size.
 use super::attention::{relative_position_bias, LayerNorm, Mlp, SelfAttention};
 use super::layers::{Act, BatchNorm2d, Conv2d, ConvBn, ConvCfg, Gate, Linear, SqueezeExcite, P};
-use super::swin_transformer::LinearNoBias;
 use super::{Accuracy, BuildError, Eval, InputSizes, ModelSpec, Network, Split, Weights, WeightsFile};
 use tch::{nn::Module, Tensor};
 
@@ -192,7 +191,7 @@ pub struct MaxVit {
     blocks: Vec<Vec<MaxVitLayer>>,
     norm: LayerNorm,
     hidden: Linear,
-    classifier: LinearNoBias,
+    classifier: Linear,
 }
 
 impl Split for MaxVit {
@@ -253,6 +252,6 @@ pub fn build(p: &P, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
     let c = p.sub("classifier");
     let norm = LayerNorm::load(&c.sub(2), cin, LN_EPS)?;
     let hidden = Linear::load(&c.sub(3), cin, Some(cin))?;
-    let classifier = LinearNoBias::load(&c.sub(5), cin, None)?;
+    let classifier = Linear::load_no_bias(&c.sub(5), cin, None)?;
     Ok(Box::new(MaxVit { stem: stem_bn, stem_conv, blocks, norm, hidden, classifier }))
 }

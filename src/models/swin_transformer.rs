@@ -141,30 +141,6 @@ pub const SWIN_V2_T: Config = Config { window: 8, v2: true, ..SWIN_T };
 pub const SWIN_V2_S: Config = Config { window: 8, v2: true, ..SWIN_S };
 pub const SWIN_V2_B: Config = Config { window: 8, v2: true, ..SWIN_B };
 
-/// A fully connected layer without a bias (patch merging's reduction, V2's position-bias MLP, MaxViT's
-/// classifier), in floating point only: the transformer families have no int8 form. // SHARED?
-#[derive(Debug)]
-pub(super) struct LinearNoBias {
-    weight: Tensor,
-}
-
-impl LinearNoBias {
-    /// `outputs: None` reads the output size from the weights (a classifier).
-    pub(super) fn load(p: &P, inputs: i64, outputs: Option<i64>) -> Result<Self, BuildError> {
-        Ok(LinearNoBias { weight: p.compute(&p.take("weight", &[outputs.unwrap_or(-1), inputs])?) })
-    }
-
-    pub(super) fn outputs(&self) -> i64 {
-        self.weight.size()[0]
-    }
-}
-
-impl Module for LinearNoBias {
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear::<Tensor>(&self.weight, None)
-    }
-}
-
 /// How a window's attention scores are made.
 #[derive(Debug)]
 enum Scores {
@@ -385,13 +361,13 @@ impl Module for Block {
 #[derive(Debug)]
 struct PatchMerging {
     norm: LayerNorm,
-    reduction: LinearNoBias,
+    reduction: Linear,
     v2: bool,
 }
 
 impl PatchMerging {
     fn load(p: &P, dim: i64, v2: bool) -> Result<Self, BuildError> {
-        let reduction = LinearNoBias::load(&p.sub("reduction"), 4 * dim, Some(2 * dim))?;
+        let reduction = Linear::load_no_bias(&p.sub("reduction"), 4 * dim, Some(2 * dim))?;
         let norm = LayerNorm::load(&p.sub("norm"), if v2 { 2 * dim } else { 4 * dim }, EPS)?;
         Ok(PatchMerging { norm, reduction, v2 })
     }

@@ -190,7 +190,7 @@ impl EncoderBlock {
     fn load(p: &P, cfg: &Config) -> Result<Self, BuildError> {
         let c = cfg.hidden;
         let a = p.sub("self_attention");
-        let qkv = Linear::load_named(&a, ("in_proj_weight", "in_proj_bias"), c, Some(3 * c))?;
+        let qkv = Linear::load_named(&a, ("in_proj_weight", Some("in_proj_bias")), c, Some(3 * c))?;
         let proj = Linear::load(&a.sub("out_proj"), c, Some(c))?;
         Ok(EncoderBlock {
             ln_1: LayerNorm::load(&p.sub("ln_1"), c, EPS)?,
