@@ -796,10 +796,14 @@ mod tests {
                 );
             }
 
-            // The smallest input the network takes gives the same logits shape.
+            // The smallest input the network takes gives the same logits shape; a forward pass of more than 20
+            // GMACs there (ViT-L/16, ViT-H/14 at their one size) is left to the parity tests of their family.
             let side = net.input_sizes().smallest();
-            let logits = net.forward(&Tensor::zeros([1, 3, side, side], (Kind::Float, Device::Cpu)));
-            assert_eq!(logits.size(), [1, 1000], "{name}");
+            let crop = id.weights().eval.crop as f64;
+            if id.weights().gmacs.unwrap_or(0.0) * (side as f64 / crop).powi(2) <= 20.0 {
+                let logits = net.forward(&Tensor::zeros([1, 3, side, side], (Kind::Float, Device::Cpu)));
+                assert_eq!(logits.size(), [1, 1000], "{name}");
+            }
 
             let first = &asked[0].0;
             let empty = Params::new(NamedTensors::new(), Device::Cpu, Kind::Float);
