@@ -1,6 +1,7 @@
 //! Grad-CAM against pytorch-grad-cam (PyPI grad-cam, scripts/cam_reference.py) on the same weights, images and
-//! target layer: the seed's five models and MobileNet V2 and V3 on their calibrated fixtures, and
-//! EfficientNet-Lite0 on its real weights: every family of the zoo.
+//! target layer (with its family's reshape of token outputs): the seed's five models, MobileNet V2 and V3, and one
+//! member of every other torchvision family on their calibrated fixtures, and EfficientNet-Lite0 on its real
+//! weights: every family of the zoo.
 //! The map at the input resolution is within 1e-3 of `GradCAM`'s, and the overlay is `show_cam_on_image`'s.
 use crate::common;
 
@@ -20,8 +21,24 @@ const NAMED: usize = 282;
 fn jobs() -> Vec<(&'static str, PathBuf, Option<usize>)> {
     let mut jobs: Vec<_> =
         ["vgg16", "vgg19", "inception", "densenet", "resnet"].map(|m| (m, common::fixture(m).zip, None)).to_vec();
-    // The other family of the zoo, MobileNet, in both versions.
-    for model in ["mobilenet_v2", "mobilenet_v3_small"] {
+    // The rest of the zoo: MobileNet in both versions, and one member of every other family (Swin in both
+    // versions: V2's blocks normalise after attention), on their calibrated fixtures.
+    for model in [
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "alexnet",
+        "convnext_tiny",
+        "efficientnet_b0",
+        "googlenet",
+        "maxvit_t",
+        "mnasnet0_5",
+        "regnet_y_400mf",
+        "shufflenet_v2_x0_5",
+        "squeezenet1_1",
+        "swin_t",
+        "swin_v2_t",
+        "vit_b_32",
+    ] {
         jobs.push((model, common::zip_fixture(model).zip, None));
     }
     jobs.push(("efficientnet_lite0", common::real_lite0_weights(), None));
