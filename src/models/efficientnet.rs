@@ -326,13 +326,6 @@ pub const V2_L: Config = v2(&[
     mb(6.0, 3, 1, 384, 640, 7),
 ]);
 
-/// torchvision's `Conv2dNormActivation` at `p` (its convolution `0`, its BatchNorm `1`): a `kernel`×`kernel`
-/// convolution padded by (k - 1) / 2, with the BatchNorm folded in and `act` fused.
-fn unit(p: &P, cin: i64, cout: i64, kernel: i64, cfg: ConvCfg, eps: f64, act: Act) -> Result<ConvBn, BuildError> {
-    let cfg = cfg.pad((kernel - 1) / 2);
-    Ok(ConvBn::load(p, ("0", "1"), cin, cout, [kernel, kernel], cfg, eps)?.with_act(act))
-}
-
 /// A block; stochastic depth, which scales its residual branch in training, is the identity at inference.
 #[derive(Debug)]
 enum Block {
@@ -356,25 +349,26 @@ impl Block {
                 let mut at = 0;
                 let expand = if expanded != cin {
                     at += 1;
-                    Some(unit(&b.sub(0), cin, expanded, 1, one, eps, Act::Silu)?)
+                    Some(ConvBn::norm_act(&b.sub(0), cin, expanded, 1, one, eps, Act::Silu)?)
                 } else {
                     None
                 };
                 let dw = one.stride(stride).groups(expanded);
-                let depthwise = unit(&b.sub(at), expanded, expanded, k, dw, eps, Act::Silu)?;
+                let depthwise = ConvBn::norm_act(&b.sub(at), expanded, expanded, k, dw, eps, Act::Silu)?;
                 let squeeze = (cin / 4).max(1);
                 let se = Box::new(SqueezeExcite::load(&b.sub(at + 1), expanded, squeeze, Act::Silu, Gate::Sigmoid)?);
-                let project = unit(&b.sub(at + 2), expanded, out, 1, one, eps, Act::None)?;
+                let project = ConvBn::norm_act(&b.sub(at + 2), expanded, out, 1, one, eps, Act::None)?;
                 Block::MbConv { expand, depthwise, se, project, residual }
             }
             BlockKind::Fused if expanded != cin => {
-                let expand = unit(&b.sub(0), cin, expanded, k, one.stride(stride), eps, Act::Silu)?;
-                let project = unit(&b.sub(1), expanded, out, 1, one, eps, Act::None)?;
+                let expand = ConvBn::norm_act(&b.sub(0), cin, expanded, k, one.stride(stride), eps, Act::Silu)?;
+                let project = ConvBn::norm_act(&b.sub(1), expanded, out, 1, one, eps, Act::None)?;
                 Block::Fused { expand, project, residual }
             }
-            BlockKind::Fused => {
-                Block::Single { conv: unit(&b.sub(0), cin, out, k, one.stride(stride), eps, Act::Silu)?, residual }
-            }
+            BlockKind::Fused => Block::Single {
+                conv: ConvBn::norm_act(&b.sub(0), cin, out, k, one.stride(stride), eps, Act::Silu)?,
+                residual,
+            },
         })
     }
 }
@@ -424,7 +418,7 @@ pub fn build(p: &P, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
     let f = p.sub("features");
     let stages: Vec<Stage> = cfg.stages.iter().map(|s| s.scaled(cfg.width, cfg.depth)).collect();
     let first = stages[0].input;
-    let stem = unit(&f.sub(0), 3, first, 3, ConvCfg::default().stride(2), cfg.eps, Act::Silu)?;
+    let stem = ConvBn::norm_act(&f.sub(0), 3, first, 3, ConvCfg::default().stride(2), cfg.eps, Act::Silu)?;
     let (mut blocks, mut cin) = (Vec::new(), first);
     for (i, stage) in stages.iter().enumerate() {
         for j in 0..stage.layers {
@@ -435,7 +429,8 @@ pub fn build(p: &P, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
         }
     }
     let last_channel = cfg.last_channel.unwrap_or(4 * cin);
-    let last = unit(&f.sub(stages.len() + 1), cin, last_channel, 1, ConvCfg::default(), cfg.eps, Act::Silu)?;
+    let last =
+        ConvBn::norm_act(&f.sub(stages.len() + 1), cin, last_channel, 1, ConvCfg::default(), cfg.eps, Act::Silu)?;
     // `classifier.0` is dropout, the identity at inference.
     let classifier = Linear::load(&p.sub("classifier").sub(1), last_channel, None)?;
     Ok(Box::new(EfficientNet { stem, blocks, last, classifier }))

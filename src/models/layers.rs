@@ -695,6 +695,22 @@ impl ConvBn {
         Ok(ConvBn(Conv2d::load_bn(&p.sub(conv), &p.sub(bn), cin, cout, kernel, cfg.no_bias(), eps)?))
     }
 
+    /// torchvision's `Conv2dNormActivation` at `p`: its convolution (`0`: `kernel`×`kernel`, padded by
+    /// `(kernel - 1) / 2`, without bias; `cfg` gives the stride and groups) with its BatchNorm (`1`) folded in and
+    /// `act` fused.
+    pub fn norm_act(
+        p: &P,
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        cfg: ConvCfg,
+        eps: f64,
+        act: Act,
+    ) -> Result<Self, BuildError> {
+        let cfg = cfg.pad((kernel - 1) / 2);
+        Ok(ConvBn::load(p, ("0", "1"), cin, cout, [kernel, kernel], cfg, eps)?.with_act(act))
+    }
+
     pub fn out_channels(&self) -> i64 {
         self.0.out_channels()
     }

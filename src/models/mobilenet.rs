@@ -101,10 +101,9 @@ struct UnitCfg {
 
 impl Unit {
     fn load(p: &P, cin: i64, cout: i64, cfg: UnitCfg) -> Result<Self, BuildError> {
-        let UnitCfg { kernel: k, stride, depthwise, eps, act } = cfg;
-        let groups = if depthwise { cin } else { 1 };
-        let conv = ConvCfg::default().stride(stride).pad((k - 1) / 2).groups(groups);
-        Ok(Unit(ConvBn::load(p, ("0", "1"), cin, cout, [k, k], conv, eps)?.with_act(act)))
+        let UnitCfg { kernel, stride, depthwise, eps, act } = cfg;
+        let conv = ConvCfg::default().stride(stride).groups(if depthwise { cin } else { 1 });
+        Ok(Unit(ConvBn::norm_act(p, cin, cout, kernel, conv, eps, act)?))
     }
 }
 
