@@ -20,8 +20,14 @@ use tch::{nn::Module, Tensor};
 /// LayerNorm's epsilon throughout.
 const EPS: f64 = 1e-5;
 
-/// Grad-CAM's target layer: the first LayerNorm of the last block, whose output is [N, H, W, C].
+/// Grad-CAM's target layer: the first LayerNorm of the last block, whose output is [N, H, W, C], as
+/// pytorch-grad-cam's README takes it for Swin: in V1 it normalises the block's input for the attention.
 pub const CAM_LAYER: &str = "features[-1][-1].norm1";
+
+/// V2's: its blocks normalise after the attention, so that their `norm1` sees the attention's output alone, not
+/// the features (on random weights its map can be 0 everywhere); the last block's input, the previous block's
+/// output, is what V1's `norm1` normalises.
+pub const CAM_LAYER_V2: &str = "features[-1][-2]";
 
 /// What the family's entries share.
 const FAMILY: ModelSpec = ModelSpec {
@@ -91,6 +97,7 @@ pub(super) const MODELS: &[ModelSpec] = &[
             ..Weights::TORCHVISION
         }],
         build: |p, _| build(&p.root(), &SWIN_V2_T),
+        cam_layer: CAM_LAYER_V2,
         ..FAMILY
     },
     ModelSpec {
@@ -106,6 +113,7 @@ pub(super) const MODELS: &[ModelSpec] = &[
             ..Weights::TORCHVISION
         }],
         build: |p, _| build(&p.root(), &SWIN_V2_S),
+        cam_layer: CAM_LAYER_V2,
         ..FAMILY
     },
     ModelSpec {
@@ -121,6 +129,7 @@ pub(super) const MODELS: &[ModelSpec] = &[
             ..Weights::TORCHVISION
         }],
         build: |p, _| build(&p.root(), &SWIN_V2_B),
+        cam_layer: CAM_LAYER_V2,
         ..FAMILY
     },
 ];
@@ -417,6 +426,15 @@ pub struct SwinTransformer {
 }
 
 impl SwinTransformer {
+    /// The target layer's part of what [`Split::features`] returns (or of its gradient).
+    fn target(&self, features: &Tensor) -> Tensor {
+        if self.last.v2 {
+            features.shallow_clone()
+        } else {
+            features.get(1)
+        }
+    }
+
     /// From the input to the last block's input, [N, H, W, C].
     fn trunk(&self, xs: &Tensor) -> Tensor {
         // The patch embedding's output is channels-last: as [N, H, W, C] it is contiguous.
@@ -433,23 +451,31 @@ impl SwinTransformer {
 
 /// The target layer's output alone does not determine the logits (the block's residual connection needs its
 /// input too): [`Split::features`] returns both, stacked, [2, N, H, W, C], the block input first.
+/// V1's target is inside the last block, whose residual needs the block's input too: the features carry both,
+/// stacked ([2, N, H, W, C]), the target second. V2's is the last block's input, [N, H, W, C].
 impl Split for SwinTransformer {
     fn features(&self, xs: &Tensor) -> Tensor {
         let x = self.trunk(xs);
+        if self.last.v2 {
+            return x;
+        }
         let normed = self.last.norm1_output(&x);
         Tensor::stack(&[x, normed], 0)
     }
 
     fn head(&self, features: &Tensor) -> Tensor {
+        if self.last.v2 {
+            return self.tail(&self.last.forward(features));
+        }
         self.tail(&self.last.after_norm1(&features.get(0), &features.get(1)))
     }
 
     fn observed(&self, features: &Tensor) -> Tensor {
-        features.get(1).permute([0, 3, 1, 2])
+        self.target(features).permute([0, 3, 1, 2])
     }
 
     fn gradient(&self, grad: &Tensor) -> Tensor {
-        grad.get(1).permute([0, 3, 1, 2])
+        self.target(grad).permute([0, 3, 1, 2])
     }
 }
 
@@ -540,7 +566,8 @@ mod tests {
             let x = channels_last(&noise(&[2, 3, 72, 72], 0.5));
             let split = net.split().unwrap();
             let features = split.features(&x);
-            assert_eq!(features.size(), [2, 2, 3, 3, 8 * cfg.embed]);
+            let carried = if cfg.v2 { vec![2, 3, 3, 8 * cfg.embed] } else { vec![2, 2, 3, 3, 8 * cfg.embed] };
+            assert_eq!(features.size(), carried);
             assert_eq!(split.observed(&features).size(), [2, 8 * cfg.embed, 3, 3]);
             let expected = net.forward(&x);
             let diff = f64::try_from((split.head(&features) - &expected).abs().max()).unwrap();
