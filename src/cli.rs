@@ -867,11 +867,18 @@ mod tests {
     #[test]
     fn values_are_typed_at_parse_time() {
         let opts = parse(&["x.jpg", "-m", "resnet", "--device", "cpu", "--preset", "torchvision"]).unwrap();
-        assert_eq!(opts.model.model.id, ModelId::from_name("resnet50").unwrap(), "the original's alias");
+        assert_eq!(opts.model.model.id, ModelId::from_name("resnet50.IMAGENET1K_V1").unwrap(), "the original's alias");
         assert_eq!(opts.model.model.given, "resnet");
         assert_eq!(opts.device, Device::Cpu);
         assert_eq!(opts.model.preset, PresetKind::Torchvision);
-        for bad in [["-m", "alexnet"], ["-k", "0"], ["-k", "-1"], ["--device", "tpu"], ["--std", "1,0,1"]] {
+        for bad in [
+            ["-m", "resnet51"],
+            ["-m", "resnet50.V9"],
+            ["-k", "0"],
+            ["-k", "-1"],
+            ["--device", "tpu"],
+            ["--std", "1,0,1"],
+        ] {
             let err = parse(&["x.jpg", bad[0], bad[1]]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}: {err}");
         }

@@ -170,7 +170,8 @@ fn parse(line: &[u8], model: &str) -> std::result::Result<String, String> {
     Ok(image.to_string())
 }
 
-/// Two names of one model: equal, or aliases of one zoo model (`resnet`, `resnet50`).
+/// Two names of one model: equal, or names of one zoo model with the same weights (`resnet`,
+/// `resnet50.IMAGENET1K_V1`).
 fn same_model(a: &str, b: &str) -> bool {
     a == b || ModelId::from_name(a).is_some_and(|id| ModelId::from_name(b) == Some(id))
 }
@@ -268,7 +269,9 @@ mod tests {
 
     #[test]
     fn aliases_name_one_model() {
-        assert!(same_model("resnet", "resnet50") && same_model("mine.pt", "mine.pt"));
+        assert!(same_model("resnet", "resnet50.IMAGENET1K_V1") && same_model("resnet50", "ResNet50_Weights.DEFAULT"));
+        assert!(same_model("mine.pt", "mine.pt"));
         assert!(!same_model("resnet18", "resnet50") && !same_model("a.pt", "b.pt"));
+        assert!(!same_model("resnet", "resnet50"), "the original's ResNet-50 weights are not torchvision's default");
     }
 }

@@ -241,7 +241,12 @@ fn path_with_spaces_and_unicode() {
 fn unknown_model() {
     let c = Case::new();
     let img = image("coffee.png");
-    c.fails_usage(&with_image(&img, &["-m", "alexnet"]), &["'alexnet'", "--model", "vgg16", "efficientnet_lite0"]);
+    c.fails_usage(&with_image(&img, &["-m", "resnet51"]), &["'resnet51'", "--model", "vgg16", "efficientnet_lite0"]);
+    // A model with weights it does not have: the error lists the ones it has.
+    c.fails_usage(
+        &with_image(&img, &["-m", "resnet50.IMAGENET1K_V9"]),
+        &["resnet50.IMAGENET1K_V9", "resnet50 has no weights of that name", "IMAGENET1K_V2, IMAGENET1K_V1"],
+    );
 }
 
 #[test]
