@@ -569,13 +569,15 @@ impl ModelId {
         Ok(net)
     }
 
-    /// The tensors the network takes from a weights file, as (name, shape) in the order it takes them: a dry
-    /// build on made-up zeros, in which a size read from the file (the classifier's) comes out as 1000.
-    pub fn tensors(self) -> Result<Vec<layers::MadeUp>, BuildError> {
+    /// A dry build on made-up zeros: the network, and the tensors it takes from a weights file, as (name,
+    /// shape) in the order it takes them (a size read from the file, the classifier's, comes out as 1000).
+    pub fn dry_build(self) -> Result<(Box<dyn Network>, Vec<layers::MadeUp>), BuildError> {
         let params = Params::made_up(tch::Device::Cpu);
         let _no_grad = tch::no_grad_guard();
-        (self.spec().build)(&params, self.weights())?;
-        Ok(params.made_up_tensors())
+        let net = (self.spec().build)(&params, self.weights())?;
+        let tensors = params.made_up_tensors();
+        params.finish(self.spec().unused)?;
+        Ok((net, tensors))
     }
 }
 
@@ -657,9 +659,8 @@ pub(crate) mod test_data {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::weights::{download::Checksum, NamedTensors};
+    use crate::weights::download::Checksum;
     use std::collections::HashSet;
-    use tch::{Device, Kind, Tensor};
 
     #[test]
     fn every_name_and_alias_is_unique_and_finds_its_model() {
@@ -761,56 +762,5 @@ mod tests {
         }
         let files: Vec<&str> = ModelId::all().map(|id| id.weights().file.file).collect();
         assert_eq!(files.iter().collect::<HashSet<_>>().len(), files.len(), "two models share a weights file");
-    }
-
-    /// Every entry builds from the tensors its builder asks for (made up, zeros), uses them all, and then runs:
-    /// one image in, 1000 logits out. With no tensors at all, it fails naming the first one it needs.
-    #[test]
-    fn every_entry_builds_and_runs() {
-        let _no_grad = tch::no_grad_guard();
-        for id in ModelId::all().filter(|id| id.is_default()) {
-            let (m, name) = (id.spec(), id.name());
-            let params = Params::made_up(Device::Cpu);
-            let net = (m.build)(&params, id.weights()).unwrap_or_else(|e| panic!("{name} does not build: {}", e.0));
-            let asked = params.made_up_tensors();
-            params.finish(m.unused).unwrap_or_else(|e| panic!("{name}: {}", e.0));
-            assert!(!asked.is_empty(), "{name} asks for no tensors");
-            let mut keys = HashSet::new();
-            for (key, _) in &asked {
-                assert!(keys.insert(key), "{name} asks for `{key}` twice");
-            }
-            assert_eq!(net.classes(), 1000, "{name}");
-
-            // No file holds less than its float32 parameters (the unused keys, such as Inception's auxiliary
-            // classifier, aside), whichever unit its size is given in, but the float16 ones, which hold half that:
-            // the IMAGENET1K_V1 files of the wide ResNets (68.9 million parameters of wide_resnet50_2 in 131.82
-            // MiB).
-            let bytes = 4.0 * asked.iter().map(|(_, s)| s.iter().product::<i64>()).sum::<i64>() as f64;
-            for w in m.weights {
-                let ratio = bytes / (w.file_mb * 1e6);
-                let fits = |ratio: f64| (0.4..1.1).contains(&ratio);
-                assert!(
-                    fits(ratio) || fits(ratio / 2.0),
-                    "{name}: {bytes} bytes of parameters in a {} MB file",
-                    w.file_mb
-                );
-            }
-
-            // The smallest input the network takes gives the same logits shape; a forward pass of more than 20
-            // GMACs there (ViT-L/16, ViT-H/14 at their one size) is left to the parity tests of their family.
-            let side = net.input_sizes().smallest();
-            let crop = id.weights().eval.crop as f64;
-            if id.weights().gmacs.unwrap_or(0.0) * (side as f64 / crop).powi(2) <= 20.0 {
-                let logits = net.forward(&Tensor::zeros([1, 3, side, side], (Kind::Float, Device::Cpu)));
-                assert_eq!(logits.size(), [1, 1000], "{name}");
-            }
-
-            let first = &asked[0].0;
-            let empty = Params::new(NamedTensors::new(), Device::Cpu, Kind::Float);
-            match id.build(empty) {
-                Ok(_) => panic!("{name} builds without tensors"),
-                Err(e) => assert!(e.0.contains(&format!("has no `{first}`")), "{name}: {}", e.0),
-            }
-        }
     }
 }

@@ -154,30 +154,70 @@ fn the_registry_is_torchvisions_zoo() {
     }
 }
 
-/// Every architecture takes exactly the tensors of torchvision's `state_dict()` for the model as built for its
-/// weights (on the meta device), by name and shape: each with its default weights, and with those of its other
-/// weights that make another model (a SWAG ViT's larger image): BatchNorm's `num_batches_tracked` aside, and the
-/// auxiliary classifiers that torchvision drops after loading.
+/// Every architecture builds from made-up tensors and runs (its smallest input in, 1000 logits out; a forward
+/// pass of more than 20 GMACs there, ViT-L/16's and ViT-H/14's at their one size, is left to the parity tests of
+/// their family), takes each tensor once, fits its files' sizes, and without tensors fails naming the first it
+/// needs; and a torchvision architecture takes exactly the tensors of torchvision's `state_dict()` for the model as
+/// built for its weights (on the meta device), by name and shape: with its default weights, and with those of
+/// its other weights that make another model (a SWAG ViT's larger image), BatchNorm's `num_batches_tracked` aside,
+/// and the auxiliary classifiers that torchvision drops after loading.
 #[test]
-fn every_architecture_takes_torchvisions_state_dict() {
+fn every_architecture_takes_torchvisions_state_dict_and_runs() {
+    use classify_image::models::layers::Params;
+    use tch::{Device, Kind, Tensor};
+    let torchvision = |id: &ModelId| id.weights().file.url.is_some_and(|u| u.contains("download.pytorch.org"));
     let ids: Vec<ModelId> = ModelId::all()
-        .filter(|id| id.weights().file.url.is_some_and(|u| u.contains("download.pytorch.org")))
         .filter(|id| id.is_default() || id.weights().eval.crop != id.with_default_weights().weights().eval.crop)
         .collect();
-    let names: Vec<String> = ids.iter().map(|id| format!("{}.{}", id.spec().name, id.weights().tag)).collect();
+    let names: Vec<String> =
+        ids.iter().filter(|id| torchvision(id)).map(|id| format!("{}.{}", id.spec().name, id.weights().tag)).collect();
     let mut args = vec!["state-dicts"];
     args.extend(names.iter().map(String::as_str));
     let tv = tv_meta(&args);
-    for (id, name) in ids.iter().zip(&names) {
-        let theirs: BTreeMap<String, Vec<i64>> = tv[name]
+    let _no_grad = tch::no_grad_guard();
+    for id in &ids {
+        let (m, w) = (id.spec(), id.weights());
+        let name = format!("{}.{}", m.name, w.tag);
+        let (net, asked) = id.dry_build().unwrap_or_else(|e| panic!("{name} does not build: {e}"));
+        assert!(!asked.is_empty(), "{name} asks for no tensors");
+        let mut ours = HashMap::new();
+        for (key, shape) in &asked {
+            assert!(ours.insert(key.clone(), shape.clone()).is_none(), "{name} asks for `{key}` twice");
+        }
+        assert_eq!(net.classes(), 1000, "{name}");
+
+        // No file holds less than its float32 parameters (the unused keys, such as Inception's auxiliary
+        // classifier, aside), whichever unit its size is given in, but the float16 ones, which hold half that:
+        // the IMAGENET1K_V1 files of the wide ResNets (68.9 million parameters of wide_resnet50_2 in 131.82 MiB).
+        let bytes = 4.0 * asked.iter().map(|(_, s)| s.iter().product::<i64>()).sum::<i64>() as f64;
+        for w in m.weights.iter().filter(|o| o.eval.crop == w.eval.crop) {
+            let fits = |ratio: f64| (0.4..1.1).contains(&ratio);
+            let ratio = bytes / (w.file_mb * 1e6);
+            assert!(fits(ratio) || fits(ratio / 2.0), "{name}: {bytes} bytes of parameters in a {} MB file", w.file_mb);
+        }
+
+        let side = net.input_sizes().smallest();
+        if w.gmacs.unwrap_or(0.0) * (side as f64 / w.eval.crop as f64).powi(2) <= 20.0 {
+            let logits = net.forward(&Tensor::zeros([1, 3, side, side], (Kind::Float, Device::Cpu)));
+            assert_eq!(logits.size(), [1, 1000], "{name}");
+        }
+
+        let empty = Params::new(Default::default(), Device::Cpu, Kind::Float);
+        match id.build(empty) {
+            Ok(_) => panic!("{name} builds without tensors"),
+            Err(e) => assert!(e.0.contains(&format!("has no `{}`", asked[0].0)), "{name}: {}", e.0),
+        }
+
+        if !torchvision(id) {
+            continue;
+        }
+        let theirs: BTreeMap<String, Vec<i64>> = tv[&name]
             .as_array()
             .unwrap()
             .iter()
             .map(|kv| (kv[0].as_str().unwrap().to_string(), serde_json::from_value(kv[1].clone()).unwrap()))
-            .filter(|(k, _)| !k.ends_with("num_batches_tracked") && !id.spec().unused.iter().any(|u| k.starts_with(u)))
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked") && !m.unused.iter().any(|u| k.starts_with(u)))
             .collect();
-        let ours: HashMap<String, Vec<i64>> =
-            id.tensors().unwrap_or_else(|e| panic!("{name}: {e}")).into_iter().collect();
         let missing: Vec<&String> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
         let extra: Vec<&String> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
         assert!(missing.is_empty() && extra.is_empty(), "{name}: not taken: {missing:?}; not torchvision's: {extra:?}");
@@ -185,7 +225,8 @@ fn every_architecture_takes_torchvisions_state_dict() {
             assert_eq!(&ours[key], shape, "{name}: shape of {key}");
         }
     }
-    assert!(ids.len() >= 80, "{} architectures checked", ids.len());
+    assert_eq!(ids.iter().filter(|id| id.is_default()).count(), MODELS.len());
+    assert!(names.len() >= 80, "{} torchvision architectures checked", names.len());
 }
 
 /// README.md's model table is `classify-image weights list --markdown`, the registry's own rendering, between
