@@ -131,8 +131,9 @@ impl<'a> P<'a> {
     /// float32: layers fold and quantize in float32 and then convert to the network's type ([`P::compute`]).
     pub fn take(&self, name: &str, shape: &[i64]) -> Result<Tensor, BuildError> {
         let key = self.key(name);
-        let tensor = self.params.tensors.borrow_mut().remove(&key);
-        let tensor = tensor.or_else(|| self.make_up(&key, shape));
+        let loaded = self.params.tensors.borrow_mut().remove(&key);
+        let made_up = loaded.is_none();
+        let tensor = loaded.or_else(|| self.make_up(&key, shape));
         let tensor = tensor.ok_or_else(|| {
             BuildError(format!("has no `{key}`, which the model needs (weights for another architecture?)"))
         })?;
@@ -144,8 +145,9 @@ impl<'a> P<'a> {
         if !tensor.is_floating_point() {
             return Err(BuildError(format!("has `{key}` of type {:?} where the model needs floats", tensor.kind())));
         }
-        // NaN or infinite parameters give NaN probabilities, not an error: refuse them here.
-        if !all_finite(&tensor) {
+        // NaN or infinite parameters give NaN probabilities, not an error: refuse them here (made-up zeros are
+        // neither).
+        if !made_up && !all_finite(&tensor) {
             return Err(BuildError(format!("has NaN or infinite values in `{key}` (corrupt weights)")));
         }
         Ok(tensor.to_device(self.params.device).to_kind(Kind::Float).contiguous())
