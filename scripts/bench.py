@@ -177,6 +177,13 @@ def peak_rss_mib(cmd):
     return kib / 1024
 
 
+def timed_rss(cmd):
+    """One run of `cmd`: its wall time (s, the RSS launcher's start included) and peak resident set (MiB)."""
+    started = time.perf_counter()
+    rss = peak_rss_mib(cmd)
+    return time.perf_counter() - started, rss
+
+
 def hyperfine(commands, runs, warmup=1):
     """Median wall times (s) of `commands` ({name: argv}), measured by hyperfine in one session."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -311,17 +318,16 @@ def run(args):
                                     os.path.join(out_dir, "original.png")],
             "fair": fair + ["-i", image, "-m", m, "--weights", w, "--output", os.path.join(out_dir, "fair.png")],
         }
-        # The quick form runs the original (about 10 s a run) once, for its time (which then includes the RSS
-        # launcher's start, tens of milliseconds) and its peak RSS together.
-        timed = {k: c for k, c in cmds.items() if not (quick and k == "original")}
+        # The quick form times classify-image with hyperfine (so that it runs) and the Python scripts (the
+        # original builds all five networks, about 10 s a run) once each, for their time (which then includes
+        # the RSS launcher's start, tens of milliseconds) and their peak RSS together.
+        timed = {k: c for k, c in cmds.items() if not quick or k == "ours"}
         times = hyperfine(timed, e2e_runs, warmup)
         r.update({f"e2e_{k}": v for k, v in times.items()})
         log(f"bench: {m}: peak RSS")
         r.update({f"rss_{k}": peak_rss_mib(cmd) for k, cmd in timed.items()})
-        if quick:
-            started = time.perf_counter()
-            r["rss_original"] = peak_rss_mib(cmds["original"])
-            r["e2e_original"] = time.perf_counter() - started
+        for k in cmds.keys() - timed.keys():
+            r[f"e2e_{k}"], r[f"rss_{k}"] = timed_rss(cmds[k])
         results[m] = r
 
     log(f"bench: folder of {folder_images} images with {THROUGHPUT_MODEL}")
@@ -335,13 +341,19 @@ def run(args):
         "fair": fair + ["-i", folder, "-m", THROUGHPUT_MODEL, "--weights", w, "--output-dir", dirs["fair"],
                         "--batch-size", str(BATCH)],
     }
-    folder_times = hyperfine(folder_cmds, 1 if quick else 3, warmup)
+    # The quick form: one run of each, for its time and peak RSS together.
+    folder_times, folder_rss = {}, {}
+    if quick:
+        for k, c in folder_cmds.items():
+            folder_times[k], folder_rss[k] = timed_rss(c)
+    else:
+        folder_times = hyperfine(folder_cmds, 3, warmup)
+        folder_rss = {k: peak_rss_mib(c) for k, c in folder_cmds.items()}
     loop = ("for f in {folder}/*.jpg; do {py} {script} -i \"$f\" -m {m} --weights {w} "
             "--output {out}/\"$(basename \"$f\")\" || exit 1; done").format(
         folder=quote(folder), py=quote(PYTHON), script=quote(original[1]), m=THROUGHPUT_MODEL, w=quote(w),
         out=quote(dirs["original"]))
     folder_times.update(hyperfine({"original": ["bash", "-c", loop]}, 1, warmup=0))
-    folder_rss = {k: peak_rss_mib(c) for k, c in folder_cmds.items()}
     for name in ("ours", "fair", "original"):
         written = len(os.listdir(dirs[name]))
         if written != folder_images:
