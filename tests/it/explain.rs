@@ -337,3 +337,26 @@ fn bad_explain_requests_fail_with_one_line() {
     assert!(stderr.contains("Grad-CAM target layer") && stderr.contains("drop --explain"), "{stderr}");
     assert!(!out.exists());
 }
+
+/// docs/GUIDE.md's table of target layers is the registry's: a row for each family, naming the target layer of
+/// every one of its architectures.
+#[test]
+fn the_guides_target_layers_are_the_registrys() {
+    let guide = std::fs::read_to_string(common::root().join("docs/GUIDE.md")).unwrap();
+    let rows: HashMap<String, String> = guide
+        .lines()
+        .skip_while(|l| !l.starts_with("| family | target layer |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').splitn(2, '|').map(str::trim).collect();
+            (cells[0].to_string(), cells[1].to_string())
+        })
+        .collect();
+    let families: std::collections::BTreeSet<&str> = classify_image::MODELS.iter().map(|m| m.family).collect();
+    assert_eq!(rows.len(), families.len(), "one row per family: {families:?}");
+    for m in classify_image::MODELS.iter() {
+        let row = rows.get(m.family).unwrap_or_else(|| panic!("docs/GUIDE.md has no row for {}", m.family));
+        assert!(row.contains(&format!("`{}`", m.cam_layer)), "{}: {} is not in {row:?}", m.name, m.cam_layer);
+    }
+}
