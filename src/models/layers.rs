@@ -65,9 +65,12 @@ impl Params {
     }
 
     /// No tensors, for a dry build: each one the model asks for is made up, zeros of the shape it asks for (a
-    /// `-1`, the classifier's size, becomes 1000). [`Params::made_up_tensors`] lists them afterwards.
+    /// `-1`, the classifier's size, becomes 1000). [`Params::made_up_tensors`] lists them afterwards. A dry
+    /// build runs libtorch's own convolutions: prepacking made-up weights for oneDNN costs more than the one
+    /// forward pass a dry build is for.
     pub fn made_up(device: Device) -> Self {
-        Params { made_up: Some(RefCell::default()), ..Params::new(NamedTensors::new(), device, Kind::Float) }
+        let params = Params::new(NamedTensors::new(), device, Kind::Float).with_convs(Convs::Aten);
+        Params { made_up: Some(RefCell::default()), ..params }
     }
 
     /// The tensors made up so far, as (name, shape), in the order the model asked for them.
