@@ -21,7 +21,7 @@ mod photos {
 /// What a calibration file starts with.
 pub const FORMAT: &str = "classify-image int8 calibration";
 /// Its layout's version: a file of another version is not read.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// A network's activation ranges, and what they were measured on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,12 +182,13 @@ pub fn read(path: &Path) -> Result<Calibration> {
             calibration.version
         )));
     }
-    if let Some((name, _)) = calibration
-        .ranges
-        .iter()
-        .find(|(_, r)| [r.input, r.output, r.sum].iter().flatten().any(|range| !range.is_valid()))
-    {
-        return Err(fail(format!("the range of `{name}` is not a finite range")));
+    if let Some((name, r)) = calibration.ranges.iter().find(|(_, r)| !r.is_valid()) {
+        let what = if r.mean.iter().flatten().any(|m| !m.is_finite()) {
+            "a channel mean of `{name}` is not a finite number"
+        } else {
+            "the range of `{name}` is not a finite range"
+        };
+        return Err(fail(what.replace("{name}", name)));
     }
     Ok(calibration)
 }

@@ -494,8 +494,15 @@ impl Int8Conv {
             None => Ok(None),
         };
         let output = valid(r.output, "output")?.ok_or_else(|| missing("output"))?;
-        let bias = bias.map(|b| b.to_kind(Kind::Float));
-        let packed = QConvPacked::new(&quant::quantize_weight(weight), bias.as_ref(), cfg.geometry())
+        let qweight = quant::quantize_weight(weight);
+        let bias = match &r.mean {
+            Some(mean) => Some(
+                quant::corrected_bias(weight, &qweight, bias, mean, cfg.groups)
+                    .map_err(|e| BuildError(format!("the int8 calibration for `{name}` has {e}")))?,
+            ),
+            None => bias.map(|b| b.to_kind(Kind::Float)),
+        };
+        let packed = QConvPacked::new(&qweight, bias.as_ref(), cfg.geometry())
             .map_err(|e| BuildError(format!("cannot pack `{name}` for int8: {e}")))?;
         // FBGEMM's depthwise kernel takes a 5×5 kernel with stride 2 only with 2 pixels of padding; without
         // (EfficientNet's explicit, asymmetric "same" padding), the convolution goes through im2col: 18.7 ms

@@ -41,6 +41,17 @@ pub struct ConvRanges {
     pub output: Option<Range>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sum: Option<Range>,
+    /// The mean of each input channel over the calibration photos: what [`corrected_bias`] needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f32>>,
+}
+
+impl ConvRanges {
+    /// Every range is finite and ordered, and every channel mean finite.
+    pub fn is_valid(&self) -> bool {
+        [self.input, self.output, self.sum].iter().flatten().all(Range::is_valid)
+            && self.mean.iter().flatten().all(|m| m.is_finite())
+    }
 }
 
 /// Every convolution's ranges, by the convolution's name in the weights (`layer1.0.conv1`).
@@ -70,6 +81,8 @@ pub const BINS: usize = 512;
 #[derive(Debug, Default)]
 struct Observed {
     extremes: BTreeMap<(String, u8), Range>,
+    /// Per convolution: the sum of each input channel's values, and how many values each sum has.
+    channel_sums: BTreeMap<String, (Vec<f64>, f64)>,
     /// Present in the second pass.
     histograms: Option<BTreeMap<(String, u8), Vec<f64>>>,
 }
@@ -81,9 +94,20 @@ impl Recorder {
     pub fn record(&self, name: &str, point: Point, t: &Tensor) {
         let mut observed = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let key = (name.to_string(), point as u8);
-        let Observed { extremes, histograms } = &mut *observed;
+        let Observed { extremes, channel_sums, histograms } = &mut *observed;
         match histograms {
             None => {
+                if matches!(point, Point::Input) && t.dim() == 4 && t.numel() > 0 {
+                    let sums = t.to_kind(Kind::Double).sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Double);
+                    if let Ok(sums) = Vec::<f64>::try_from(&sums) {
+                        let per_channel = (t.numel() as i64 / t.size()[1]) as f64;
+                        let (total, count) = channel_sums.entry(name.to_string()).or_insert((vec![0.0; sums.len()], 0.0));
+                        if total.len() == sums.len() {
+                            total.iter_mut().zip(sums).for_each(|(a, b)| *a += b);
+                            *count += per_channel;
+                        }
+                    }
+                }
                 let Some(range) = Range::of(t) else { return };
                 let e = extremes.entry(key).or_insert(range);
                 *e = Range { lo: e.lo.min(range.lo), hi: e.hi.max(range.hi) };
@@ -115,6 +139,11 @@ impl Recorder {
                 p if p == Point::Input as u8 => entry.input = range,
                 p if p == Point::Output as u8 => entry.output = range,
                 _ => entry.sum = range,
+            }
+        }
+        for (name, (sums, count)) in &observed.channel_sums {
+            if let Some(entry) = ranges.get_mut(name) {
+                entry.mean = Some(sums.iter().map(|s| (s / count) as f32).collect());
             }
         }
         ranges
@@ -236,6 +265,30 @@ pub fn quantize_weight(weight: &Tensor) -> Tensor {
     weight.quantize_per_channel(&scales, &zeros, 0, Kind::QInt8)
 }
 
+/// A convolution's bias corrected for rounding its weights to int8 (`qweight`): rounding moves each output
+/// channel's mean by the weight error times the input's mean, Σ (Ŵ − W)·E[x] over its input channels and kernel
+/// taps, which the bias takes back (the bias correction of Nagel et al., "Data-Free Quantization", 2019, with
+/// E[x] measured on the calibration photos). Depthwise convolutions, with nine weights per channel, are where it
+/// counts. `mean` has one value per input channel; the zero padding at the borders is not modelled.
+pub fn corrected_bias(
+    weight: &Tensor,
+    qweight: &Tensor,
+    bias: Option<&Tensor>,
+    mean: &[f32],
+    groups: i64,
+) -> Result<Tensor, String> {
+    let size = weight.size();
+    let (cout, cin_g) = (size[0], size[1]);
+    if mean.len() as i64 != cin_g * groups {
+        return Err(format!("{} channel means for {} input channels", mean.len(), cin_g * groups));
+    }
+    let error = (qweight.dequantize() - weight.to_kind(Kind::Float)).sum_dim_intlist([2, 3].as_slice(), false, Kind::Double);
+    let mean = Tensor::from_slice(mean).to_kind(Kind::Double).view([groups, 1, cin_g]);
+    let shift = (error.view([groups, cout / groups, cin_g]) * mean).sum_dim_intlist([2].as_slice(), false, Kind::Double);
+    let bias = bias.map_or_else(|| Tensor::zeros([cout], (Kind::Double, Device::Cpu)), |b| b.to_kind(Kind::Double));
+    Ok((bias - shift.view([cout])).to_kind(Kind::Float))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +343,36 @@ mod tests {
         r.record("conv", Point::Input, &values);
         let input = r.ranges()["conv"].input.unwrap();
         assert!((input.lo + 3.0).abs() < 0.05 && (input.hi - 7.0).abs() < 0.05, "{input:?}");
+    }
+
+    #[test]
+    fn the_first_pass_records_each_input_channels_mean() {
+        let r = Recorder::default();
+        let a = Tensor::from_slice(&[1.0f32, 3.0, 10.0, 20.0]).view([1, 2, 1, 2]);
+        let b = Tensor::from_slice(&[5.0f32, 5.0, 0.0, 0.0]).view([1, 2, 2, 1]);
+        r.record("conv", Point::Input, &a);
+        r.record("conv", Point::Input, &b);
+        r.start_histograms();
+        r.record("conv", Point::Input, &(&a * 100.0));
+        assert_eq!(r.ranges()["conv"].mean, Some(vec![3.5, 7.5]));
+    }
+
+    #[test]
+    fn the_corrected_bias_takes_back_what_rounding_the_weights_moves() {
+        // Two groups of three input channels, each input channel constant: with int8 weights, the corrected
+        // bias gives the float convolution's output, where the plain bias is off by the weights' rounding.
+        let weight = test_data::randn(&[4, 3, 3, 3], 404) * 0.3;
+        let bias = test_data::randn(&[4], 405);
+        let mean = [0.5f32, 1.0, 2.0, -1.0, 3.0, 0.25];
+        let x = Tensor::from_slice(&mean).view([1, 6, 1, 1]).expand([1, 6, 5, 5], false);
+        let conv = |w: &Tensor, b: &Tensor| x.conv2d(w, Some(b), [1, 1], [0, 0], [1, 1], 2);
+        let q = quantize_weight(&weight);
+        let exact = conv(&weight, &bias);
+        let error = |t: Tensor| f64::try_from((t - &exact).abs().max()).unwrap();
+        let corrected = corrected_bias(&weight, &q, Some(&bias), &mean, 2).unwrap();
+        assert!(error(conv(&q.dequantize(), &bias)) > 1e-3);
+        assert!(error(conv(&q.dequantize(), &corrected)) < 1e-5);
+        assert!(corrected_bias(&weight, &q, None, &mean[..5], 2).unwrap_err().contains("5 channel means for 6"));
     }
 
     #[test]

@@ -149,11 +149,13 @@ pub fn lite0_keeps_its_accuracy_in_bf16_and_int8(fp32: f64, fp32_top1: &BTreeMap
     assert!((bf16 - fp32).abs() <= 0.3, "bf16 top-1 {bf16} vs fp32 {fp32}");
     assert!(agreement(&bf16_top1) >= 97.0, "bf16 agrees with fp32 on {}% of the images", agreement(&bf16_top1));
     // int8 with the built-in calibration: within a point of fp32 (TensorFlow's own int8 Lite0 lost 0.7), and
-    // the same top-1 as fp32 on at least 93% of the images (measured 93.5%, 701 of 750; PyTorch's FX int8 with
-    // its x86 defaults, calibrated on these photos, gets 57.6%).
+    // the same top-1 as fp32 on at least 94.5% of the images: measured 95.1% (713 of 750) with the bias
+    // correction, 93.5% (701) without it; the half point left is for other CPUs' float kernels (the stride-2 5×5
+    // depthwise layers run in float). PyTorch's FX int8 with its x86 defaults, calibrated on these photos, gets
+    // 57.6%.
     let (int8, int8_top1) = eval_lite0("int8");
     assert!((int8 - fp32).abs() <= 1.0, "int8 top-1 {int8} vs fp32 {fp32}");
-    assert!(agreement(&int8_top1) >= 93.0, "int8 agrees with fp32 on {}% of the images", agreement(&int8_top1));
+    assert!(agreement(&int8_top1) >= 94.5, "int8 agrees with fp32 on {}% of the images", agreement(&int8_top1));
     eprintln!(
         "efficientnet_lite0 on evalset: top-1 fp32 {fp32:.2}%, bf16 {bf16:.2}% (agreement {:.1}%), int8 {int8:.2}% \
          (agreement {:.1}%)",
@@ -181,6 +183,8 @@ fn int8_calibration_files_round_trip() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().contains(".efficientnet_lite0.int8-"))
         .filter(|p| calibration_json(p)["weights_sha256"] == sha.as_str())
+        // A cache file of another layout (an earlier classify-image's) is not this one's.
+        .filter(|p| calibration_json(p)["version"] == classify_image::calibration::VERSION)
         .collect();
     assert_eq!(caches.len(), 1, "one cache file beside the weights: {caches:?}");
 
@@ -199,6 +203,9 @@ fn int8_calibration_files_round_trip() {
     assert_eq!(ranges.len(), 49, "{:?}", ranges.keys().collect::<Vec<_>>());
     assert!(ranges.values().all(|r| r["output"]["hi"].as_f64().unwrap() >= r["output"]["lo"].as_f64().unwrap()));
     assert!(ranges.values().all(|r| r.get("input").is_some()));
+    // And the mean of each of its input channels (the bias correction's), 3 at the stem.
+    assert!(ranges.values().all(|r| r["mean"].as_array().is_some_and(|m| !m.is_empty())));
+    assert_eq!(ranges["_conv_stem"]["mean"].as_array().unwrap().len(), 3);
     assert_eq!(ranges.values().filter(|r| r.get("sum").is_some()).count(), 9);
     args.extend(["--calibration", builtin.to_str().unwrap()]);
     assert_eq!(ok(&args), cached, "the file and the built-in cache give other scores");
