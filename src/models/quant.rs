@@ -101,7 +101,8 @@ impl Recorder {
                     let sums = t.to_kind(Kind::Double).sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Double);
                     if let Ok(sums) = Vec::<f64>::try_from(&sums) {
                         let per_channel = (t.numel() as i64 / t.size()[1]) as f64;
-                        let (total, count) = channel_sums.entry(name.to_string()).or_insert((vec![0.0; sums.len()], 0.0));
+                        let (total, count) =
+                            channel_sums.entry(name.to_string()).or_insert((vec![0.0; sums.len()], 0.0));
                         if total.len() == sums.len() {
                             total.iter_mut().zip(sums).for_each(|(a, b)| *a += b);
                             *count += per_channel;
@@ -282,9 +283,11 @@ pub fn corrected_bias(
     if mean.len() as i64 != cin_g * groups {
         return Err(format!("{} channel means for {} input channels", mean.len(), cin_g * groups));
     }
-    let error = (qweight.dequantize() - weight.to_kind(Kind::Float)).sum_dim_intlist([2, 3].as_slice(), false, Kind::Double);
+    let error =
+        (qweight.dequantize() - weight.to_kind(Kind::Float)).sum_dim_intlist([2, 3].as_slice(), false, Kind::Double);
     let mean = Tensor::from_slice(mean).to_kind(Kind::Double).view([groups, 1, cin_g]);
-    let shift = (error.view([groups, cout / groups, cin_g]) * mean).sum_dim_intlist([2].as_slice(), false, Kind::Double);
+    let shift =
+        (error.view([groups, cout / groups, cin_g]) * mean).sum_dim_intlist([2].as_slice(), false, Kind::Double);
     let bias = bias.map_or_else(|| Tensor::zeros([cout], (Kind::Double, Device::Cpu)), |b| b.to_kind(Kind::Double));
     Ok((bias - shift.view([cout])).to_kind(Kind::Float))
 }

@@ -174,8 +174,8 @@ fn every_architecture_takes_torchvisions_state_dict_and_runs() {
     let mut args = vec!["state-dicts"];
     args.extend(names.iter().map(String::as_str));
     let tv = tv_meta(&args);
-    let _no_grad = tch::no_grad_guard();
-    for id in &ids {
+    let check = |id: &ModelId| {
+        let _no_grad = tch::no_grad_guard();
         let (m, w) = (id.spec(), id.weights());
         let name = format!("{}.{}", m.name, w.tag);
         let (net, asked) = id.dry_build().unwrap_or_else(|e| panic!("{name} does not build: {e}"));
@@ -209,7 +209,7 @@ fn every_architecture_takes_torchvisions_state_dict_and_runs() {
         }
 
         if !torchvision(id) {
-            continue;
+            return;
         }
         let theirs: BTreeMap<String, Vec<i64>> = tv[&name]
             .as_array()
@@ -224,7 +224,14 @@ fn every_architecture_takes_torchvisions_state_dict_and_runs() {
         for (key, shape) in &theirs {
             assert_eq!(&ours[key], shape, "{name}: shape of {key}");
         }
-    }
+    };
+    // On two threads: this is the suite's longest test, and the last to start.
+    std::thread::scope(|scope| {
+        for half in 0..2 {
+            let (ids, check) = (&ids, &check);
+            scope.spawn(move || ids.iter().skip(half).step_by(2).for_each(check));
+        }
+    });
     assert_eq!(ids.iter().filter(|id| id.is_default()).count(), MODELS.len());
     assert!(names.len() >= 80, "{} torchvision architectures checked", names.len());
 }
