@@ -183,12 +183,11 @@ pub fn read(path: &Path) -> Result<Calibration> {
         )));
     }
     if let Some((name, r)) = calibration.ranges.iter().find(|(_, r)| !r.is_valid()) {
-        let what = if r.mean.iter().flatten().any(|m| !m.is_finite()) {
-            "a channel mean of `{name}` is not a finite number"
+        return Err(fail(if r.mean.iter().flatten().any(|m| !m.is_finite()) {
+            format!("a channel mean of `{name}` is not a finite number")
         } else {
-            "the range of `{name}` is not a finite range"
-        };
-        return Err(fail(what.replace("{name}", name)));
+            format!("the range of `{name}` is not a finite range")
+        }));
     }
     Ok(calibration)
 }

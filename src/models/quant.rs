@@ -67,7 +67,8 @@ pub enum Point {
 
 /// Collects ranges during calibration: shared by every convolution of the network being calibrated.
 ///
-/// Calibration passes over the photos twice. The first pass finds each activation's extremes; the second
+/// Calibration passes over the photos twice. The first pass finds each activation's extremes (and the mean of
+/// each input channel of each convolution, for [`corrected_bias`]); the second
 /// counts its values in [`BINS`] bins between them. The range kept is the one whose 256 levels give the
 /// smallest mean squared error over those counts, rounding inside it and clipping outside (the search
 /// PyTorch's histogram observer does, exhaustively here): a rare outlier no longer spreads the levels over

@@ -236,6 +236,11 @@ fn requests_that_cannot_run_fail_in_one_line_and_write_nothing() {
     broken["ranges"]["_conv_stem"]["output"]["hi"] = Value::from(-1e9);
     let broken_file = dir.path().join("broken.json");
     std::fs::write(&broken_file, broken.to_string()).unwrap();
+    // A channel mean beyond float32's range, which reads as infinity.
+    let mut huge = calibration_json(&lite0_file);
+    huge["ranges"]["_blocks.2._depthwise_conv"]["mean"][0] = Value::from(1e39);
+    let huge_file = dir.path().join("huge-mean.json");
+    std::fs::write(&huge_file, huge.to_string()).unwrap();
     let cal = |p: &Path| p.to_str().unwrap().to_string();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--precision".into(), "fp16".into()], "--precision fp16 (--half) needs a CUDA device"),
@@ -245,6 +250,10 @@ fn requests_that_cannot_run_fail_in_one_line_and_write_nothing() {
         (vec!["--calibration".into(), cal(&lite0_file)], "--calibration is for --precision int8"),
         (vec!["--precision".into(), "int8".into(), "--calibration".into(), cal(&not_json)], "not a calibration file"),
         (vec!["--precision".into(), "int8".into(), "--calibration".into(), cal(&broken_file)], "is not a finite range"),
+        (
+            vec!["--precision".into(), "int8".into(), "--calibration".into(), cal(&huge_file)],
+            "a channel mean of `_blocks.2._depthwise_conv` is not a finite number",
+        ),
         (
             vec![
                 "-m".into(),
