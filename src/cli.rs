@@ -167,7 +167,8 @@ pub struct ModelOpts {
     std: Option<[f64; 3]>,
 
     /// The arithmetic: fp32 (the same numbers as PyTorch), bf16 (any CPU, fast with AVX512_BF16 or AMX; CUDA),
-    /// fp16 (CUDA), int8 (CPU; VGG, ResNet, MobileNet V2 and EfficientNet-Lite)
+    /// fp16 (CUDA), int8 (CPU; VGG, AlexNet, ResNet, ResNeXt, Wide ResNet, RegNet X, MobileNet V2, MNASNet and
+    /// EfficientNet-Lite)
     ///
     /// int8 quantizes the weights per channel and the activations with ranges calibrated on 100 built-in
     /// photos the first time, cached beside the weights file; `classify-image quantize` calibrates on your own.
@@ -273,7 +274,8 @@ pub struct QuantizeOpts {
     #[arg(value_name = "IMAGES")]
     pub images: Vec<PathBuf>,
 
-    /// The model: one with an int8 form (VGG, ResNet, MobileNet V2, EfficientNet-Lite)
+    /// The model: one with an int8 form (VGG, AlexNet, ResNet, ResNeXt, Wide ResNet, RegNet X, MobileNet V2, MNASNet,
+    /// EfficientNet-Lite)
     #[arg(short, long, value_name = "MODEL", default_value = DEFAULT_MODEL, value_parser = parse_model)]
     model: ModelArg,
 

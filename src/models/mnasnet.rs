@@ -13,7 +13,8 @@ const EPS: f64 = 1e-5;
 pub const CAM_LAYER: &str = "layers[-1]";
 
 /// What the family's entries share.
-const FAMILY: ModelSpec = ModelSpec { family: "MNASNet", cam_layer: CAM_LAYER, ..ModelSpec::BLANK };
+/// Its layers all have int8 forms: ReLU fused into the convolutions, residual sums.
+const FAMILY: ModelSpec = ModelSpec { family: "MNASNet", cam_layer: CAM_LAYER, int8: true, ..ModelSpec::BLANK };
 
 /// The family's entries in the registry.
 pub(super) const MODELS: &[ModelSpec] = &[
@@ -171,7 +172,8 @@ impl Split for MnasNet {
     }
 
     fn head(&self, features: &Tensor) -> Tensor {
-        // torchvision's global pool: x.mean([2, 3]). Dropout is the identity at inference.
+        // torchvision's global pool: x.mean([2, 3]), in float in int8. Dropout is the identity at inference.
+        let features = super::quant::dequantized(features);
         self.classifier.forward(&features.mean_dim([2i64, 3].as_slice(), false, None::<Kind>))
     }
 }

@@ -112,7 +112,7 @@ fn assert_reduced_precisions_agree(args: &[&str], int8: bool, agreement: Agreeme
 
 #[test]
 fn bf16_and_int8_agree_with_fp32_on_the_samples() {
-    // Lite0's real weights; ResNet-18 and MobileNet V2 on calibrated generated weights, which the int8
+    // Lite0's real weights; ResNet-18, MobileNet V2 and MNASNet on calibrated generated weights, which the int8
     // calibration sees for the first time (it runs on the built-in photos, cached beside the fixture).
     assert_reduced_precisions_agree(&["-m", "efficientnet_lite0"], true, Agreement::Close);
     let resnet = common::zip_fixture("resnet18").zip;
@@ -120,6 +120,12 @@ fn bf16_and_int8_agree_with_fp32_on_the_samples() {
     let mobilenet = common::zip_fixture("mobilenet_v2").zip;
     assert_reduced_precisions_agree(
         &["-m", "mobilenet_v2", "--weights", mobilenet.to_str().unwrap()],
+        true,
+        Agreement::Loose,
+    );
+    let mnasnet = common::zip_fixture("mnasnet0_5").zip;
+    assert_reduced_precisions_agree(
+        &["-m", "mnasnet0_5", "--weights", mnasnet.to_str().unwrap()],
         true,
         Agreement::Loose,
     );
