@@ -278,7 +278,8 @@ impl ConvCfg {
 
 #[derive(Debug)]
 pub struct Conv2d {
-    /// In the network's floating-point type (channels-last on the CPU).
+    /// In the network's floating-point type (channels-last on the CPU). An int8 convolution that runs on its
+    /// packed weights keeps none: this is then an empty tensor whose first dimension is the output channels.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     pub cfg: ConvCfg,
@@ -370,7 +371,11 @@ impl Conv2d {
             Convs::Int8(ranges) => Engine::Int8(Box::new(Int8Conv::new(&name, ranges, weight, bias, cfg)?)),
         };
         let bias = bias.map(|b| p.compute(b));
-        Ok(Conv2d { weight: p.conv_layout(weight), bias, cfg, act, name, engine })
+        let weight = match &engine {
+            Engine::Int8(q) if !q.in_float => no_elements(weight),
+            _ => p.conv_layout(weight),
+        };
+        Ok(Conv2d { weight, bias, cfg, act, name, engine })
     }
 
     /// The same convolution followed by `act`.
@@ -638,8 +643,16 @@ pub struct Linear {
     /// Most have one; Swin's patch merging and MaxViT's classifier do not.
     bias: Option<Tensor>,
     /// In int8: the weights in qint8, run with the input quantized on the fly (dynamic quantization: a
-    /// classifier needs no calibration).
+    /// classifier needs no calibration). `weight` is then empty, its first dimension the outputs.
     int8: Option<QLinearPacked>,
+}
+
+/// An empty tensor with `t`'s first dimension: what a layer that runs on packed int8 weights keeps of its float
+/// ones, for their count of outputs (VGG16's classifier is 0.5 GB in float32).
+fn no_elements(t: &Tensor) -> Tensor {
+    let mut shape = t.size();
+    shape[1..].iter_mut().for_each(|d| *d = 0);
+    Tensor::empty(shape.as_slice(), (t.kind(), t.device()))
 }
 
 impl Linear {
@@ -669,7 +682,8 @@ impl Linear {
             ),
             _ => None,
         };
-        Ok(Linear { weight: p.compute(&weight), bias: bias.map(|b| p.compute(&b)), int8 })
+        let weight = if int8.is_some() { no_elements(&weight) } else { p.compute(&weight) };
+        Ok(Linear { weight, bias: bias.map(|b| p.compute(&b)), int8 })
     }
 
     pub fn outputs(&self) -> i64 {
