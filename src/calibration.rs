@@ -183,7 +183,7 @@ pub fn read(path: &Path) -> Result<Calibration> {
         )));
     }
     if let Some((name, r)) = calibration.ranges.iter().find(|(_, r)| !r.is_valid()) {
-        return Err(fail(if r.mean.iter().flatten().any(|m| !m.is_finite()) {
+        return Err(fail(if !r.means_are_finite() {
             format!("a channel mean of `{name}` is not a finite number")
         } else {
             format!("the range of `{name}` is not a finite range")

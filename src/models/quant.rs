@@ -49,8 +49,12 @@ pub struct ConvRanges {
 impl ConvRanges {
     /// Every range is finite and ordered, and every channel mean finite.
     pub fn is_valid(&self) -> bool {
-        [self.input, self.output, self.sum].iter().flatten().all(Range::is_valid)
-            && self.mean.iter().flatten().all(|m| m.is_finite())
+        [self.input, self.output, self.sum].iter().flatten().all(Range::is_valid) && self.means_are_finite()
+    }
+
+    /// Every channel mean is finite (or there are none).
+    pub fn means_are_finite(&self) -> bool {
+        self.mean.iter().flatten().all(|m| m.is_finite())
     }
 }
 
@@ -98,17 +102,8 @@ impl Recorder {
         let Observed { extremes, channel_sums, histograms } = &mut *observed;
         match histograms {
             None => {
-                if matches!(point, Point::Input) && t.dim() == 4 && t.numel() > 0 {
-                    let sums = t.to_kind(Kind::Double).sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Double);
-                    if let Ok(sums) = Vec::<f64>::try_from(&sums) {
-                        let per_channel = (t.numel() as i64 / t.size()[1]) as f64;
-                        let (total, count) =
-                            channel_sums.entry(name.to_string()).or_insert((vec![0.0; sums.len()], 0.0));
-                        if total.len() == sums.len() {
-                            total.iter_mut().zip(sums).for_each(|(a, b)| *a += b);
-                            *count += per_channel;
-                        }
-                    }
+                if matches!(point, Point::Input) {
+                    add_channel_sums(channel_sums, name, t);
                 }
                 let Some(range) = Range::of(t) else { return };
                 let e = extremes.entry(key).or_insert(range);
@@ -149,6 +144,22 @@ impl Recorder {
             }
         }
         ranges
+    }
+}
+
+/// Adds the sums of each channel of `t`, a convolution's input (N, C, H, W), to `name`'s, and their count of
+/// values. Summed in float64 as it reads the values, without a float64 copy of `t`.
+fn add_channel_sums(channel_sums: &mut BTreeMap<String, (Vec<f64>, f64)>, name: &str, t: &Tensor) {
+    if t.dim() != 4 || t.numel() == 0 {
+        return;
+    }
+    let Ok(sums) = Vec::<f64>::try_from(&t.sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Double)) else {
+        return;
+    };
+    let (total, count) = channel_sums.entry(name.to_string()).or_insert((vec![0.0; sums.len()], 0.0));
+    if total.len() == sums.len() {
+        total.iter_mut().zip(sums).for_each(|(a, b)| *a += b);
+        *count += (t.numel() as i64 / t.size()[1]) as f64;
     }
 }
 
