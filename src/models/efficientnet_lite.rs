@@ -127,10 +127,15 @@ fn round_filters(filters: i64, width: f64) -> i64 {
 }
 
 /// A convolution with TensorFlow's "same" padding (output = ceil(input / stride)), which is asymmetric for
-/// even inputs and stride 2, so it pads explicitly when needed.
+/// even inputs and stride 2: there the convolution runs with a kernel one larger, its leading row and column zero
+/// (`shifted`), which measured 0.81 -> 0.35 ms for Lite0's four stride-2 depthwise layers against padding a
+/// copy of the input (fp32, batch 1, 2 threads); other sizes are padded explicitly.
 #[derive(Debug)]
 struct SameConvBn {
     inner: ConvBn,
+    /// For stride 2: `inner` with a (kernel + 1)² kernel padded by (kernel - 1) / 2 all round, which is
+    /// TensorFlow's padding of an even input; none in int8 and calibration.
+    shifted: Option<ConvBn>,
     kernel: i64,
     stride: i64,
 }
@@ -149,11 +154,18 @@ impl SameConvBn {
         // itself, which spares a copy and keeps int8 depthwise convolutions on FBGEMM's fast kernel.
         let pad = if stride == 1 { (kernel - 1) / 2 } else { 0 };
         let cfg = ConvCfg::default().stride(stride).groups(groups).pad(pad);
-        Ok(SameConvBn { inner: ConvBn::load(p, (conv, bn), cin, cout, [kernel, kernel], cfg, EPS)?, kernel, stride })
+        let inner = ConvBn::load(p, (conv, bn), cin, cout, [kernel, kernel], cfg, EPS)?;
+        let shifted = if stride == 2 { inner.with_leading_zero_taps([(kernel - 1) / 2; 2]) } else { None };
+        Ok(SameConvBn { inner, shifted, kernel, stride })
     }
 
     fn with_act(self, act: Act) -> Self {
-        SameConvBn { inner: self.inner.with_act(act), ..self }
+        SameConvBn { inner: self.inner.with_act(act), shifted: self.shifted.map(|s| s.with_act(act)), ..self }
+    }
+
+    /// Whether `padding` (before, after) is the one `shifted` computes.
+    fn is_shifted(&self, (before, after): (i64, i64)) -> bool {
+        after == (self.kernel - 1) / 2 && before + 1 == after
     }
 
     /// TensorFlow's "same" padding of `xs`, which may be one pixel more at the bottom and right.
@@ -180,6 +192,14 @@ fn same_padding(size: i64, kernel: i64, stride: i64) -> (i64, i64) {
 
 impl Module for SameConvBn {
     fn forward(&self, xs: &Tensor) -> Tensor {
+        if let Some(shifted) = &self.shifted {
+            let size = xs.size();
+            let rows = same_padding(size[2], self.kernel, self.stride);
+            let columns = same_padding(size[3], self.kernel, self.stride);
+            if self.is_shifted(rows) && self.is_shifted(columns) {
+                return shifted.forward(xs);
+            }
+        }
         self.inner.forward(&self.pad(xs))
     }
 }
@@ -288,6 +308,49 @@ mod tests {
         assert_eq!(same_padding(56, 5, 2), (1, 2));
         assert_eq!(same_padding(7, 1, 1), (0, 0));
         assert_eq!(same_padding(225, 3, 2), (1, 1));
+    }
+
+    #[test]
+    fn stride_2_with_leading_zero_taps_equals_the_explicit_padding() {
+        use crate::models::layers::{channels_last, Convs, Params};
+        use crate::models::test_data;
+        use crate::weights::NamedTensors;
+        use tch::{Device, Kind};
+        let _no_grad = tch::no_grad_guard();
+        // A depthwise 3×3 and 5×5 and the stem's full 3×3, at even sizes (the shifted kernel) and odd ones (the
+        // explicit padding), with both float engines.
+        for (kernel, channels, groups) in [(3, 8, 8), (5, 8, 8), (3, 3, 1)] {
+            let cout = if groups == 1 { 16 } else { channels };
+            let tensors = || -> NamedTensors {
+                [
+                    ("c.weight", test_data::randn(&[cout, channels / groups, kernel, kernel], 201)),
+                    ("b.weight", test_data::rand(&[cout], 202) + 0.5),
+                    ("b.bias", test_data::randn(&[cout], 203)),
+                    ("b.running_mean", test_data::randn(&[cout], 204)),
+                    ("b.running_var", test_data::rand(&[cout], 205) + 0.1),
+                ]
+                .into_iter()
+                .map(|(k, t)| (k.to_string(), t))
+                .collect()
+            };
+            for convs in [Convs::Aten, Convs::Onednn] {
+                let params = Params::new(tensors(), Device::Cpu, Kind::Float).with_convs(convs.clone());
+                let conv = SameConvBn::load(&params.root(), ("c", "b"), channels, cout, kernel, 2, groups)
+                    .unwrap()
+                    .with_act(RELU6);
+                params.finish(&[]).unwrap();
+                assert!(conv.shifted.is_some(), "{convs:?}: a float stride-2 layer has the shifted kernel");
+                for size in [14, 15, 16] {
+                    let x = channels_last(&test_data::randn(&[2, channels, size, size], 206 + size as u64));
+                    let expected = conv.inner.forward(&conv.pad(&x));
+                    let got = conv.forward(&x);
+                    assert_eq!(got.size(), expected.size());
+                    let diff = f64::try_from((&got - &expected).abs().max()).unwrap();
+                    let tolerance = 1e-6 * f64::try_from(expected.abs().max()).unwrap();
+                    assert!(diff <= tolerance, "{convs:?} k{kernel} g{groups} {size}²: differs by {diff}");
+                }
+            }
+        }
     }
 
     #[test]

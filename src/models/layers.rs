@@ -383,6 +383,29 @@ impl Conv2d {
         Conv2d { act, ..self }
     }
 
+    /// This convolution with its kernel grown by a leading row and column of zeros and padded by `padding` on
+    /// every side: for a padding one pixel larger at the bottom and right than at the top and left (TensorFlow's
+    /// "same" padding of an even input at stride 2), it computes the same sums as the explicitly padded input
+    /// would give this one, without the padded copy. `None` for int8 and calibration, whose ranges and input
+    /// means belong to the convolution as it is.
+    pub fn with_leading_zero_taps(&self, padding: [i64; 2]) -> Option<Conv2d> {
+        let engine = match &self.engine {
+            Engine::Aten => Engine::Aten,
+            Engine::Onednn { record: None, .. } => Engine::Onednn { packed: Mutex::default(), record: None },
+            _ => return None,
+        };
+        let grown = self.weight.constant_pad_nd([1, 0, 1, 0]);
+        let weight = if grown.device() == Device::Cpu { channels_last(&grown) } else { grown };
+        Some(Conv2d {
+            weight,
+            bias: self.bias.as_ref().map(Tensor::shallow_clone),
+            cfg: ConvCfg { padding, ..self.cfg },
+            act: self.act,
+            name: self.name.clone(),
+            engine,
+        })
+    }
+
     pub fn out_channels(&self) -> i64 {
         self.weight.size()[0]
     }
@@ -748,6 +771,11 @@ impl ConvBn {
     /// The same followed by `act` ([`Conv2d::with_act`]).
     pub fn with_act(self, act: Act) -> Self {
         ConvBn(self.0.with_act(act))
+    }
+
+    /// [`Conv2d::with_leading_zero_taps`].
+    pub fn with_leading_zero_taps(&self, padding: [i64; 2]) -> Option<ConvBn> {
+        self.0.with_leading_zero_taps(padding).map(ConvBn)
     }
 
     /// `conv(xs) + other`, then ReLU if `relu` ([`Conv2d::forward_add`]).
