@@ -168,14 +168,15 @@ impl SameConvBn {
         after == (self.kernel - 1) / 2 && before + 1 == after
     }
 
-    /// TensorFlow's "same" padding of `xs`, which may be one pixel more at the bottom and right.
-    fn pad(&self, xs: &Tensor) -> Tensor {
-        if self.stride == 1 {
-            return xs.shallow_clone();
-        }
+    /// TensorFlow's "same" padding of `xs` at this stride, (top, bottom) and (left, right): one pixel more at
+    /// the bottom and right where the total is odd.
+    fn padding(&self, xs: &Tensor) -> [(i64, i64); 2] {
         let size = xs.size();
-        let (top, bottom) = same_padding(size[2], self.kernel, self.stride);
-        let (left, right) = same_padding(size[3], self.kernel, self.stride);
+        [same_padding(size[2], self.kernel, self.stride), same_padding(size[3], self.kernel, self.stride)]
+    }
+
+    /// `xs` padded by `padding` ([`SameConvBn::padding`]).
+    fn pad(xs: &Tensor, [(top, bottom), (left, right)]: [(i64, i64); 2]) -> Tensor {
         if top + bottom + left + right > 0 {
             super::quant::zero_pad(xs, [left, right, top, bottom])
         } else {
@@ -192,15 +193,15 @@ fn same_padding(size: i64, kernel: i64, stride: i64) -> (i64, i64) {
 
 impl Module for SameConvBn {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        if let Some(shifted) = &self.shifted {
-            let size = xs.size();
-            let rows = same_padding(size[2], self.kernel, self.stride);
-            let columns = same_padding(size[3], self.kernel, self.stride);
-            if self.is_shifted(rows) && self.is_shifted(columns) {
-                return shifted.forward(xs);
-            }
+        // With stride 1 the convolution pads itself.
+        if self.stride == 1 {
+            return self.inner.forward(xs);
         }
-        self.inner.forward(&self.pad(xs))
+        let padding = self.padding(xs);
+        match &self.shifted {
+            Some(shifted) if padding.iter().all(|&side| self.is_shifted(side)) => shifted.forward(xs),
+            _ => self.inner.forward(&Self::pad(xs, padding)),
+        }
     }
 }
 
@@ -342,7 +343,7 @@ mod tests {
                 assert!(conv.shifted.is_some(), "{convs:?}: a float stride-2 layer has the shifted kernel");
                 for size in [14, 15, 16] {
                     let x = channels_last(&test_data::randn(&[2, channels, size, size], 206 + size as u64));
-                    let expected = conv.inner.forward(&conv.pad(&x));
+                    let expected = conv.inner.forward(&SameConvBn::pad(&x, conv.padding(&x)));
                     let got = conv.forward(&x);
                     assert_eq!(got.size(), expected.size());
                     let diff = f64::try_from((&got - &expected).abs().max()).unwrap();

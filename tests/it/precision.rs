@@ -164,8 +164,8 @@ pub fn lite0_keeps_its_accuracy_in_bf16_and_int8(fp32: f64, fp32_top1: &BTreeMap
     // the same top-1 as fp32 on at least 94.5% of the images: measured 95.2% (714 of 750) with the bias
     // correction on an Intel Xeon with AMX, 95.1% (713) on an AMD Zen 4 while the 3×3 stride-2 depthwise
     // layers still ran in int8, 93.5% (701) without the correction; the half point left is for other CPUs' float
-    // kernels (the stride-2 depthwise layers run in float). PyTorch's FX int8 with its x86 defaults, calibrated on these photos, gets
-    // 57.6%.
+    // kernels (the stride-2 depthwise layers run in float). PyTorch's FX int8 with its x86 defaults, calibrated
+    // on these photos, gets 57.6%.
     let (int8, int8_top1) = eval_lite0("int8");
     assert!((int8 - fp32).abs() <= 1.0, "int8 top-1 {int8} vs fp32 {fp32}");
     assert!(agreement(&int8_top1) >= 94.5, "int8 agrees with fp32 on {}% of the images", agreement(&int8_top1));
