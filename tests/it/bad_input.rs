@@ -426,12 +426,18 @@ fn malicious_pickles_are_refused_without_running() {
         ("subprocess", "commands.check_call"),
         ("custom-class", "__main__.Custom"),
     ];
-    let evil = |how: &str| c.path(&format!("{how}.pth"));
-    let marker = |how: &str| c.path(&format!("pwned-{how}"));
+    // The pickles name the markers they create by absolute path: they live at a fixed place, emptied first,
+    // so that the Python runs below are kept (python_cached) and found again with the same bytes.
+    let dir = common::stable_dir("malicious-pickles");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    let evil = |how: &str| dir.join(format!("{how}.pth"));
+    let marker = |how: &str| dir.join(format!("pwned-{how}"));
     // Made by reference.py run as a program (__main__), in one process: the custom class is pickled as
     // __main__.Custom, as a program of its own would pickle it.
-    let made = python().args(["scripts/reference.py", "malicious", "--out-dir", s(c.dir.path())]).status().unwrap();
-    assert!(made.success());
+    let args = crate::os_args!["scripts/reference.py", "malicious", "--out-dir", &dir];
+    let made = common::python_cached(&args, &[], &[&dir]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     for (how, global) in payloads {
         c.fails(
             &with_image(&img, &["-m", "resnet", "--weights", s(&evil(how))]),
@@ -443,7 +449,12 @@ fn malicious_pickles_are_refused_without_running() {
     // The payloads are real: Python's unsafe torch.load runs each. The custom class's gadget needs its class
     // importable where the file is loaded, as it is in the program that wrote it: reference.py loads them all.
     let files: Vec<PathBuf> = payloads.iter().map(|(how, _)| evil(how)).collect();
-    assert!(python().args(["scripts/reference.py", "unsafe-load"]).args(&files).status().unwrap().success());
+    let markers: Vec<PathBuf> = payloads.iter().map(|(how, _)| marker(how)).collect();
+    let mut args = crate::os_args!["scripts/reference.py", "unsafe-load"];
+    args.extend(files.iter().map(Into::into));
+    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let outputs: Vec<&Path> = markers.iter().map(PathBuf::as_path).collect();
+    assert!(common::python_cached(&args, &inputs, &outputs).status.success());
     for (how, _) in payloads {
         assert!(marker(how).exists(), "{how}: the fixture's payload should run under an unsafe loader");
     }
@@ -454,13 +465,12 @@ fn nan_weights() {
     let c = Case::new();
     let img = image("coffee.png");
     let nan = c.path("nan.pth");
-    let status = python()
-        .args(["-c", "import sys, torch\nsd = torch.load(sys.argv[1])\nsd['fc.bias'][3] = float('nan')\ntorch.save(sd, sys.argv[2])"])
-        .arg(fixture("resnet").zip)
-        .arg(&nan)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let script =
+        "import sys, torch\nsd = torch.load(sys.argv[1])\nsd['fc.bias'][3] = float('nan')\ntorch.save(sd, sys.argv[2])";
+    let resnet = fixture("resnet").zip;
+    let args = crate::os_args!["-c", script, &resnet, &nan];
+    let made = common::python_cached(&args, &[&resnet], &[&nan]);
+    assert!(made.status.success());
     c.fails(&with_image(&img, &["-m", "resnet", "--weights", s(&nan)]), 3, &[s(&nan), "NaN or infinite", "fc.bias"]);
 }
 

@@ -207,18 +207,16 @@ pub fn assert_parity(model: &str, weights: &Path, expected: &HashMap<String, Vec
     assert!(max_abs_diff(rows[0], rows[1]) > 0.1, "{model}: logits do not depend on the input");
 }
 
-/// The Python reference's logits for real weights (`reference.py logits`).
+/// The Python reference's logits for real weights (`reference.py logits`), run once per weights file and photos.
 pub fn reference_logits(model: &str, weights: &Path) -> HashMap<String, Vec<f32>> {
     let out = tempfile::NamedTempFile::new().unwrap();
-    let status = python()
-        .args(["scripts/reference.py", "logits", "--model", model, "--weights"])
-        .arg(weights)
-        .arg("--out")
-        .arg(out.path())
-        .args(images())
-        .status()
-        .unwrap();
-    assert!(status.success(), "reference.py logits {model} failed");
+    let photos = images();
+    let mut args = crate::os_args!["scripts/reference.py", "logits", "--model", model, "--weights", weights, "--out"];
+    args.push(out.path().into());
+    args.extend(photos.iter().map(Into::into));
+    let inputs: Vec<&Path> = std::iter::once(weights).chain(photos.iter().map(PathBuf::as_path)).collect();
+    let run = python_cached(&args, &inputs, &[out.path()]);
+    assert!(run.status.success(), "reference.py logits {model} failed: {}", String::from_utf8_lossy(&run.stderr));
     read_logits(out.path())
 }
 

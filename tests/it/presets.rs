@@ -9,7 +9,7 @@ use crate::common;
 use assert_cmd::Command;
 use classify_image::models::PresetKind;
 use classify_image::{preprocess, Classifier, ModelId};
-use common::{fixture, images, max_abs_diff, python, read_logits, real_lite0_weights, top_k, zip_fixture};
+use common::{fixture, images, max_abs_diff, read_logits, real_lite0_weights, top_k, zip_fixture};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -160,13 +160,9 @@ fn every_torchvision_model_has_its_weights_transform() {
         .filter(|id| id.weights().file.url.is_some_and(|u| u.starts_with("https://download.pytorch.org/")))
         .map(ModelId::name)
         .collect();
-    let status = python()
-        .args(["scripts/reference.py", "tv-transforms", "--out"])
-        .arg(out.path())
-        .args(&names)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let mut args = crate::os_args!["scripts/reference.py", "tv-transforms", "--out", out.path()];
+    args.extend(names.iter().map(Into::into));
+    assert!(common::python_cached(&args, &[], &[out.path()]).status.success());
     let transforms: HashMap<String, Value> =
         serde_json::from_str(&std::fs::read_to_string(out.path()).unwrap()).unwrap();
     for name in &names {
