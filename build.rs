@@ -6,6 +6,7 @@ fn main() {
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; run scripts/setup.sh");
     compile_kernels(std::path::Path::new(&lib));
+    compile_media();
     embed_calibration_photos();
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     // rustc links with --as-needed, which drops libtorch_cuda (no symbol of ours refers to it), and then
@@ -51,6 +52,33 @@ fn compile_kernels(lib: &std::path::Path) {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .file("csrc/kernels.cpp")
         .compile("classify_image_kernels");
+}
+
+/// csrc/media.cpp: OpenCV's video and window modules as a shared library of their own, which src/media.rs
+/// embeds and loads only when a run opens a video, a camera or a window.
+fn compile_media() {
+    println!("cargo:rerun-if-changed=csrc/media.cpp");
+    let out =
+        std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("libclassify_image_media.so");
+    // OpenCV's headers and libraries where pkg-config says (Debian's libopencv-dev), else the usual place.
+    let pkg_config = |what: &str| {
+        std::process::Command::new("pkg-config")
+            .args([what, "opencv4"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+    };
+    let cflags = pkg_config("--cflags").unwrap_or_else(|| vec!["-I/usr/include/opencv4".to_owned()]);
+    let libdirs = pkg_config("--libs-only-L").unwrap_or_default();
+    let mut cmd = cc::Build::new().cpp(true).pic(true).get_compiler().to_command();
+    cmd.args(["-shared", "-std=c++17", "-O2", "-o"]).arg(&out).arg("csrc/media.cpp").args(cflags).args(libdirs).args([
+        "-lopencv_videoio",
+        "-lopencv_highgui",
+        "-lopencv_core",
+    ]);
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run the C++ compiler for csrc/media.cpp: {e}"));
+    assert!(status.success(), "csrc/media.cpp did not compile: {cmd:?}");
 }
 
 /// calibration/*.jpg, the photos int8 calibration uses by default, built into the library as a list of

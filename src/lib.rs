@@ -16,6 +16,7 @@ pub mod error;
 mod imagesize;
 pub mod inputs;
 pub mod labels;
+pub mod media;
 pub mod models;
 pub mod preprocess;
 pub mod resize;

@@ -1,7 +1,8 @@
 //! Where the annotated image goes: a file, written atomically, or a window, shown only where a display is
 //! reachable (without one, Qt's highgui aborts the whole process, which no error handling can catch).
 use crate::error::{Error, NoDisplay, OutputError, Result};
-use opencv::{core::Mat, core::Vector, highgui, imgcodecs};
+use crate::media;
+use opencv::{core::Mat, core::Vector, imgcodecs};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -96,17 +97,17 @@ fn temp_beside(path: &Path, suffix: &str) -> std::result::Result<tempfile::Named
 /// The codec for a video file extension: MPEG-4 Part 2 in .mp4, Motion JPEG in .avi.
 fn video_fourcc(ext: &str) -> Option<i32> {
     let code = match ext.to_ascii_lowercase().as_str() {
-        "mp4" | "m4v" | "mov" => ['m', 'p', '4', 'v'],
-        "avi" => ['M', 'J', 'P', 'G'],
+        "mp4" | "m4v" | "mov" => *b"mp4v",
+        "avi" => *b"MJPG",
         _ => return None,
     };
-    opencv::videoio::VideoWriter::fourcc(code[0], code[1], code[2], code[3]).ok()
+    Some(media::fourcc(code))
 }
 
 /// An annotated video being written: frames go to a temporary file that takes the final name only when
 /// the video is complete.
 pub struct VideoFile {
-    writer: opencv::videoio::VideoWriter,
+    writer: media::VideoWriter,
     tmp: tempfile::TempPath,
     _tracked: crate::cleanup::Tracked,
     path: PathBuf,
@@ -124,20 +125,20 @@ impl VideoFile {
         )
         .map_err(fail)?;
         let tmp_str = tmp.to_str().ok_or_else(|| fail(OutputError::PathNotUtf8))?;
-        let writer = opencv::videoio::VideoWriter::new(tmp_str, fourcc, fps, size, true)?;
-        if !opencv::videoio::VideoWriterTraitConst::is_opened(&writer)? {
+        let writer = media::VideoWriter::open(tmp_str, fourcc, fps, size)?;
+        if !writer.is_opened()? {
             return Err(fail(OutputError::VideoWriter { ext: ext.to_string() }));
         }
         Ok(VideoFile { writer, tmp, _tracked, path: path.to_path_buf() })
     }
 
     pub fn write(&mut self, frame: &Mat) -> Result<()> {
-        Ok(opencv::videoio::VideoWriterTrait::write(&mut self.writer, frame)?)
+        Ok(self.writer.write(frame)?)
     }
 
     /// Closes the video and gives it its final name.
     pub fn finish(mut self) -> Result<()> {
-        opencv::videoio::VideoWriterTrait::release(&mut self.writer)?;
+        self.writer.release()?;
         self.tmp.persist(&self.path).map_err(|e| Error::output(&self.path, OutputError::Io(e.error)))
     }
 }
@@ -192,20 +193,17 @@ pub enum Key {
 /// waits until a key is pressed or the window is closed, as the seed's `waitKey(0)`; otherwise at most that
 /// long (video).
 pub fn show(image: &Mat, wait_ms: i32) -> Result<Key> {
-    // GUI_NORMAL: the image alone, without Qt's toolbar and status bar.
-    let flags = highgui::WINDOW_AUTOSIZE | highgui::WINDOW_KEEPRATIO | highgui::WINDOW_GUI_NORMAL;
-    highgui::named_window(WINDOW_TITLE, flags)?;
-    highgui::imshow(WINDOW_TITLE, image)?;
+    media::show(WINDOW_TITLE, image)?;
     let started = std::time::Instant::now();
     loop {
-        let key = highgui::wait_key(if wait_ms == 0 { 50 } else { wait_ms.min(50) })?;
+        let key = media::wait_key(if wait_ms == 0 { 50 } else { wait_ms.min(50) })?;
         if key == 'q' as i32 || key == 27 {
             return Ok(Key::Quit);
         }
         if key >= 0 {
             return Ok(Key::Next);
         }
-        if highgui::get_window_property(WINDOW_TITLE, highgui::WND_PROP_VISIBLE)? < 1.0 {
+        if media::window_visible(WINDOW_TITLE)? < 1.0 {
             return Ok(Key::Quit);
         }
         if wait_ms > 0 && started.elapsed().as_millis() >= wait_ms as u128 {
@@ -215,5 +213,5 @@ pub fn show(image: &Mat, wait_ms: i32) -> Result<Key> {
 }
 
 pub fn close_windows() -> Result<()> {
-    Ok(highgui::destroy_all_windows()?)
+    Ok(media::destroy_windows()?)
 }

@@ -4,8 +4,8 @@ use super::{close_windows, load, show, summary, Outcome};
 use crate::cli::{Request, Sink};
 use crate::report::Reporter;
 use classify_image::error::{Error, Result, VideoError};
-use classify_image::{annotate, sink};
-use opencv::{core, prelude::*, videoio};
+use classify_image::{annotate, media, sink};
+use opencv::{core, prelude::*};
 use std::path::Path;
 use std::time::Instant;
 
@@ -24,11 +24,11 @@ pub fn run(req: &Request, input: Input) -> Result<Outcome> {
                 return Err(fail(VideoError::NotFound));
             }
             let p = path.to_str().ok_or_else(|| fail(VideoError::PathNotUtf8))?;
-            let capture = videoio::VideoCapture::from_file(p, videoio::CAP_ANY)?;
+            let capture = media::VideoCapture::open_file(p)?;
             (capture, format!("video {}", path.display()), path.display().to_string())
         }
         Input::Camera(index) => {
-            let capture = videoio::VideoCapture::new(index, videoio::CAP_ANY)?;
+            let capture = media::VideoCapture::open_camera(index)?;
             (capture, format!("camera {index}"), format!("camera {index}"))
         }
     };
@@ -43,7 +43,7 @@ pub fn run(req: &Request, input: Input) -> Result<Outcome> {
     }
     let mut report = Reporter::stdout(req.format, &req.model_name, false);
     let loaded = load(req, &mut report)?;
-    let fps = Some(capture.get(videoio::CAP_PROP_FPS)?).filter(|f| f.is_finite() && *f > 0.0).unwrap_or(25.0);
+    let fps = Some(capture.fps()?).filter(|f| f.is_finite() && *f > 0.0).unwrap_or(25.0);
 
     let mut writer = None;
     let (mut frames, mut classified) = (0u64, 0u64);
