@@ -244,3 +244,14 @@ pub fn destroy_windows() -> opencv::Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fourcc_is_opencvs() {
+        for code in [*b"MJPG", *b"mp4v"] {
+            let [a, b, c, d] = code.map(char::from);
+            assert_eq!(super::fourcc(code), opencv::videoio::VideoWriter::fourcc(a, b, c, d).unwrap());
+        }
+    }
+}
