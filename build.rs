@@ -38,6 +38,7 @@ fn main() {
 /// compiled against the same libtorch headers and C++ ABI as torch-sys compiles its own C++ with.
 fn compile_kernels(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=csrc/kernels.cpp");
+    println!("cargo:rerun-if-changed=csrc/guarded.h");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let include = lib.join("../include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
@@ -58,6 +59,7 @@ fn compile_kernels(lib: &std::path::Path) {
 /// embeds and loads only when a run opens a video, a camera or a window.
 fn compile_media() {
     println!("cargo:rerun-if-changed=csrc/media.cpp");
+    println!("cargo:rerun-if-changed=csrc/guarded.h");
     let out =
         std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("libclassify_image_media.so");
     // OpenCV's headers and libraries where pkg-config says (Debian's libopencv-dev), else the usual place.

@@ -15,27 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "guarded.h"
+
 namespace {
 
-char *error_text(const char *what) {
-    char *copy = static_cast<char *>(std::malloc(std::strlen(what) + 1));
-    if (copy != nullptr) {
-        std::strcpy(copy, what);
-    }
-    return copy;
-}
-
-template <typename F>
-char *guarded(F body) {
-    try {
-        body();
-        return nullptr;
-    } catch (const std::exception &e) {
-        return error_text(e.what());
-    } catch (...) {
-        return error_text("unknown C++ exception");
-    }
-}
+using guarded_call::guarded;
 
 c10::OperatorHandle op(const char *name, const char *overload) {
     return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);

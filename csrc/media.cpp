@@ -10,30 +10,9 @@
 #include <opencv2/highgui.hpp>
 #include <opencv2/videoio.hpp>
 
-#include <cstdlib>
-#include <cstring>
-#include <exception>
+#include "guarded.h"
 
-namespace {
-
-char *error_text(const char *what) {
-    char *text = static_cast<char *>(std::malloc(std::strlen(what) + 1));
-    if (text) std::strcpy(text, what);
-    return text;
-}
-
-template <typename F> char *guarded(F f) {
-    try {
-        f();
-        return nullptr;
-    } catch (const std::exception &e) {
-        return error_text(e.what());
-    } catch (...) {
-        return error_text("unknown C++ exception in OpenCV");
-    }
-}
-
-}  // namespace
+using guarded_call::guarded;
 
 extern "C" {
 
