@@ -71,7 +71,7 @@ fn devices() -> Result<i32, Error> {
     };
     report::print(&format!(
         "cuda hooks registered: {}\ncuda devices: {}\ndefault device: {}\ncpu: {}\ncpu features: {}\n\
-         libtorch cpu kernels: {}\ncpu precisions: fp32 native; bf16 {bf16}; int8 {int8}; fp16 on CUDA only\n",
+         libtorch cpu kernels: {}\ncpu convolutions: {}\ncpu precisions: fp32 native; bf16 {bf16}; int8 {int8}; fp16 on CUDA only\n",
         if tch::utils::has_cudart() { "yes" } else { "no" },
         tch::Cuda::device_count(),
         cli::device_name(classify_image::config::default_device()),
@@ -82,6 +82,7 @@ fn devices() -> Result<i32, Error> {
             cpu.features.join(" ")
         },
         classify_image::cpu::libtorch_kernels(),
+        classify_image::models::onednn::describe(),
     ))?;
     Ok(exit::OK)
 }

@@ -123,7 +123,8 @@ pub enum Unary {
 }
 
 impl Unary {
-    fn attr(self) -> (&'static CStr, f64, f64) {
+    /// The post-op's name and scalars, as libtorch's `mkldnn::_convolution_pointwise` takes them.
+    pub(super) fn attr(self) -> (&'static CStr, f64, f64) {
         match self {
             Unary::None => (c"none", 0.0, 0.0),
             Unary::Relu => (c"relu", 0.0, 0.0),

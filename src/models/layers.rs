@@ -12,11 +12,12 @@
 //! convolution to the next ([`super::quant`]).
 pub use super::kernels::Unary as Act;
 use super::kernels::{self, Geometry, QConvPacked, QLinearPacked};
+use super::onednn::{self, Post};
 use super::quant::{self, Point, QParams, Ranges, Recorder};
 use super::BuildError;
 use crate::weights::NamedTensors;
 use std::cell::RefCell;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tch::{nn::Module, Device, Kind, Tensor};
 
 /// ReLU6, `min(max(x, 0), 6)`, as the clamp oneDNN fuses.
@@ -295,10 +296,10 @@ pub struct Conv2d {
 enum Engine {
     /// libtorch's `conv2d`, then the activation.
     Aten,
-    /// oneDNN with the weight prepacked for each input shape seen (a few kept; batch sizes vary), optionally
+    /// oneDNN, prepared for each input shape and post-op seen (a few kept; batch sizes vary), optionally
     /// recording ranges for calibration.
     Onednn {
-        packed: Mutex<Vec<([i64; 4], Tensor)>>,
+        packed: PreparedCache,
         record: Option<Recorder>,
     },
     Int8(Box<Int8Conv>),
@@ -317,7 +318,29 @@ struct Int8Conv {
     sum: Option<QParams>,
 }
 
-/// How many prepacked copies of a weight a convolution keeps, one per input shape.
+/// A oneDNN convolution ready for one input shape and post-op.
+#[derive(Debug)]
+enum Prepared {
+    /// Its primitive, called directly.
+    Direct(Arc<onednn::Conv>),
+    /// The weight prepacked for libtorch's fused operator, which makes the primitive at each call: where oneDNN
+    /// cannot be called directly.
+    Weight(Tensor),
+}
+
+impl Prepared {
+    fn share(&self) -> Prepared {
+        match self {
+            Prepared::Direct(conv) => Prepared::Direct(conv.clone()),
+            Prepared::Weight(w) => Prepared::Weight(w.shallow_clone()),
+        }
+    }
+}
+
+/// A convolution's prepared forms, by input shape and post-op.
+type PreparedCache = Mutex<Vec<(([i64; 4], Post), Prepared)>>;
+
+/// How many prepared forms a convolution keeps, one per input shape and post-op.
 const PACKED_SHAPES: usize = 4;
 
 impl Conv2d {
@@ -430,21 +453,43 @@ impl Conv2d {
         }
     }
 
-    /// The weight prepacked for inputs shaped like `xs`.
-    fn packed(&self, cache: &Mutex<Vec<([i64; 4], Tensor)>>, xs: &Tensor) -> Tensor {
+    /// The convolution prepared for inputs shaped like `xs`, followed by `post`.
+    fn prepared(&self, cache: &PreparedCache, xs: &Tensor, post: Post) -> Prepared {
         let size = xs.size();
-        let shape = [size[0], size[1], size[2], size[3]];
+        let key = ([size[0], size[1], size[2], size[3]], post);
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, w)) = cache.iter().find(|(s, _)| *s == shape) {
-            return w.shallow_clone();
+        if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
+            return p.share();
         }
-        let w = kernels::reorder_conv_weight(&self.weight, self.geometry(), shape)
-            .unwrap_or_else(|e| panic!("oneDNN cannot prepack `{}` for inputs {shape:?}: {e}", self.name));
+        let (shape, geometry) = (key.0, self.geometry());
+        let prepared = if onednn::available() {
+            onednn::Conv::new(&self.weight, self.bias.as_ref(), geometry, shape, post)
+                .map(|c| Prepared::Direct(Arc::new(c)))
+        } else {
+            kernels::reorder_conv_weight(&self.weight, geometry, shape).map(Prepared::Weight)
+        };
+        let prepared =
+            prepared.unwrap_or_else(|e| panic!("oneDNN cannot prepare `{}` for inputs {shape:?}: {e}", self.name));
         if cache.len() == PACKED_SHAPES {
             drop(cache.remove(0));
         }
-        cache.push((shape, w.shallow_clone()));
-        w
+        cache.push((key, prepared.share()));
+        prepared
+    }
+
+    /// The oneDNN convolution of `xs` followed by `post` (`other` is the residual of [`Post::Add`]).
+    fn onednn(&self, cache: &PreparedCache, xs: &Tensor, other: Option<&Tensor>, post: Post) -> Tensor {
+        let y = match (self.prepared(cache, xs, post), post, other) {
+            (Prepared::Direct(conv), _, _) => conv.forward(xs, other),
+            (Prepared::Weight(w), Post::Unary(act), None) => {
+                kernels::conv_pointwise(xs, &w, self.bias.as_ref(), self.geometry(), act)
+            }
+            (Prepared::Weight(w), Post::Add { relu }, Some(other)) => {
+                kernels::conv_pointwise_add(xs, other, &w, self.bias.as_ref(), self.geometry(), relu)
+            }
+            _ => unreachable!("a residual sum comes with its residual"),
+        };
+        y.unwrap_or_else(|e| panic!("oneDNN convolution `{}` failed: {e}", self.name))
     }
 
     /// `conv(xs) + other`, then ReLU if `relu`: a residual connection ending in this convolution, which has no
@@ -455,28 +500,9 @@ impl Conv2d {
             Engine::Onednn { packed, record } if !xs.requires_grad() => {
                 if let Some(r) = record {
                     r.record(&self.name, Point::Input, xs);
-                    r.record(
-                        &self.name,
-                        Point::Output,
-                        &kernels::conv_pointwise(
-                            xs,
-                            &self.packed(packed, xs),
-                            self.bias.as_ref(),
-                            self.geometry(),
-                            Act::None,
-                        )
-                        .expect("a convolution"),
-                    );
+                    r.record(&self.name, Point::Output, &self.onednn(packed, xs, None, Post::Unary(Act::None)));
                 }
-                let y = kernels::conv_pointwise_add(
-                    xs,
-                    other,
-                    &self.packed(packed, xs),
-                    self.bias.as_ref(),
-                    self.geometry(),
-                    relu,
-                )
-                .unwrap_or_else(|e| panic!("oneDNN convolution `{}` failed: {e}", self.name));
+                let y = self.onednn(packed, xs, Some(other), Post::Add { relu });
                 if let Some(r) = record {
                     r.record(&self.name, Point::Sum, &y);
                 }
@@ -571,14 +597,7 @@ impl Module for Conv2d {
         match &self.engine {
             // Gradients (Grad-CAM) need libtorch's own convolution: oneDNN's fused one has no backward.
             Engine::Onednn { packed, record } if !xs.requires_grad() => {
-                let y = kernels::conv_pointwise(
-                    xs,
-                    &self.packed(packed, xs),
-                    self.bias.as_ref(),
-                    self.geometry(),
-                    self.act,
-                )
-                .unwrap_or_else(|e| panic!("oneDNN convolution `{}` failed: {e}", self.name));
+                let y = self.onednn(packed, xs, None, Post::Unary(self.act));
                 if let Some(r) = record {
                     r.record(&self.name, Point::Input, xs);
                     r.record(&self.name, Point::Output, &y);

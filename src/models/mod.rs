@@ -14,6 +14,7 @@ pub mod layers;
 pub mod maxvit;
 pub mod mnasnet;
 pub mod mobilenet;
+pub mod onednn;
 pub mod quant;
 pub mod regnet;
 pub mod resnet;

@@ -83,3 +83,20 @@ fn devices_reports_the_cpus_native_precisions_from_its_flags() {
     }
     assert!(out.lines().any(|l| l.starts_with("libtorch cpu kernels: ")), "{out}");
 }
+
+/// `devices` says how the CPU convolutions run: oneDNN called directly with the libtorch the build linked, and
+/// libtorch's operator when that is switched off.
+#[test]
+fn devices_reports_how_the_convolutions_run() {
+    let line = |out: String| out.lines().find_map(|l| l.strip_prefix("cpu convolutions: ").map(str::to_owned));
+    let direct = line(stdout("classify-image", &["devices"])).expect("a cpu convolutions line");
+    assert!(direct.starts_with("oneDNN primitives made once"), "{direct}");
+    let out = assert_cmd::Command::cargo_bin("classify-image")
+        .unwrap()
+        .env("CLASSIFY_IMAGE_DIRECT_ONEDNN", "0")
+        .arg("devices")
+        .output()
+        .unwrap();
+    let operator = line(String::from_utf8_lossy(&out.stdout).into_owned()).expect("a cpu convolutions line");
+    assert_eq!(operator, "libtorch's fused oneDNN operator (CLASSIFY_IMAGE_DIRECT_ONEDNN=0)");
+}

@@ -75,3 +75,41 @@ fn safetensors_weights_give_the_same_logits() {
     serialize_to_file(views, &None, &path).unwrap();
     assert_parity("resnet", &path, &fx.logits);
 }
+
+/// Where oneDNN cannot be called directly (another libtorch than the build's), the convolutions go through
+/// libtorch's fused operator, which computes the same primitives: `CLASSIFY_IMAGE_DIRECT_ONEDNN=0` forces that
+/// path, and ResNet-50 (plain and residual-sum convolutions) and EfficientNet-Lite0 (depthwise, ReLU6) give the
+/// same probabilities, in float32 and bfloat16, on the five photos.
+#[test]
+fn convolutions_through_libtorchs_operator_give_the_same_predictions() {
+    use assert_cmd::Command;
+    let photos: Vec<String> = common::images().iter().map(|p| p.display().to_string()).collect();
+    let resnet = fixture("resnet").zip;
+    let lite0 = real_lite0_weights();
+    for (model, weights) in [("resnet50", &resnet), ("efficientnet_lite0", &lite0)] {
+        for precision in ["fp32", "bf16"] {
+            let run = |direct: &str| -> Vec<serde_json::Value> {
+                let out = Command::cargo_bin("classify-image")
+                    .unwrap()
+                    .env("CLASSIFY_IMAGE_DIRECT_ONEDNN", direct)
+                    .args(&photos)
+                    .args(["-m", model, "--weights", &weights.display().to_string(), "--precision", precision])
+                    .args(["--format", "json", "-q", "-k", "5"])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                serde_json::from_slice(&out.stdout).unwrap()
+            };
+            let (direct, operator) = (run("1"), run("0"));
+            assert_eq!(direct.len(), photos.len());
+            for (a, b) in direct.iter().zip(&operator) {
+                let (pa, pb) = (a["predictions"].as_array().unwrap(), b["predictions"].as_array().unwrap());
+                for (x, y) in pa.iter().zip(pb) {
+                    assert_eq!(x["label"], y["label"], "{model} {precision} {}", a["image"]);
+                    let (x, y) = (x["probability"].as_f64().unwrap(), y["probability"].as_f64().unwrap());
+                    assert!((x - y).abs() < 1e-5, "{model} {precision} {}: {x} vs {y}", a["image"]);
+                }
+            }
+        }
+    }
+}
