@@ -78,6 +78,7 @@ const ONEDNN_FUNCTIONS: &[&str] = &[
     "dnnl_post_ops_append_eltwise",
     "dnnl_post_ops_append_binary",
     "dnnl_convolution_forward_primitive_desc_create",
+    "dnnl_pooling_forward_primitive_desc_create",
     "dnnl_reorder_primitive_desc_create",
     "dnnl_primitive_desc_query",
     "dnnl_primitive_desc_query_md",

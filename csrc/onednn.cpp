@@ -188,8 +188,8 @@ void *scratchpad(size_t size) {
     return buffer.data_ptr();
 }
 
-// A convolution with its post-ops, made for one input shape.
-struct Conv {
+// A convolution with its post-ops, made for one input shape; or, without weights, a pooling.
+struct Primitive {
     dnnl_primitive_desc_t pd = nullptr;
     dnnl_primitive_t primitive = nullptr;
     at::Tensor weights;  // bytes, in the primitive's layout
@@ -201,7 +201,7 @@ struct Conv {
     at::ScalarType type;
     bool binary = false;
 
-    ~Conv() {
+    ~Primitive() {
         if (primitive != nullptr) api().dnnl_primitive_destroy(primitive);
         if (pd != nullptr) api().dnnl_primitive_desc_destroy(pd);
     }
@@ -246,7 +246,7 @@ char *ci_onednn_conv_new(const at::Tensor *weight, const at::Tensor *bias, const
 #if CI_ONEDNN_FOUND
         if (const char *why = ci_onednn_unavailable()) throw std::runtime_error(why);
         const Api &a = api();
-        auto conv = std::make_unique<Conv>();
+        auto conv = std::make_unique<Primitive>();
         const at::Tensor &w = *weight;
         dnnl_data_type_t dt = data_type(w);
         conv->type = w.scalar_type();
@@ -334,22 +334,22 @@ char *ci_onednn_conv_new(const at::Tensor *weight, const at::Tensor *bias, const
 
 // The oneDNN implementation the convolution runs (e.g. "brg_conv_fwd:avx512_core_amx"), a static string valid
 // while the convolution lives.
-const char *ci_onednn_conv_implementation(const void *conv) {
+const char *ci_onednn_implementation(const void *conv) {
 #if CI_ONEDNN_FOUND
     const char *info = nullptr;
-    api().dnnl_primitive_desc_query(static_cast<const Conv *>(conv)->pd, dnnl_query_impl_info_str, 0, &info);
+    api().dnnl_primitive_desc_query(static_cast<const Primitive *>(conv)->pd, dnnl_query_impl_info_str, 0, &info);
     return info == nullptr ? "" : info;
 #else
     return "";
 #endif
 }
 
-// Runs the convolution on `x` (its input shape, any layout), with `other` the residual (its output shape) for a
-// convolution made with `binary`; the output is a new channels-last tensor.
-char *ci_onednn_conv_run(const void *handle, const at::Tensor *x, const at::Tensor *other, at::Tensor **out) {
+// Runs the convolution (or pooling) on `x` (its input shape, any layout), with `other` the residual (its output
+// shape) for a convolution made with `binary`; the output is a new channels-last tensor.
+char *ci_onednn_run(const void *handle, const at::Tensor *x, const at::Tensor *other, at::Tensor **out) {
     return guarded([&] {
 #if CI_ONEDNN_FOUND
-        const auto *conv = static_cast<const Conv *>(handle);
+        const auto *conv = static_cast<const Primitive *>(handle);
         if (x->sizes() != at::IntArrayRef(conv->input_size) || x->scalar_type() != conv->type) {
             throw std::runtime_error("the input does not have the shape and type the convolution was made for");
         }
@@ -360,9 +360,11 @@ char *ci_onednn_conv_run(const void *handle, const at::Tensor *x, const at::Tens
         at::Tensor dst = at::empty(conv->output_size, src.options().memory_format(at::MemoryFormat::ChannelsLast));
         std::vector<std::tuple<int, const_dnnl_memory_desc_t, void *>> args{
             {DNNL_ARG_SRC, conv->src.md, src.data_ptr()},
-            {DNNL_ARG_WEIGHTS, conv->weights_md, conv->weights.data_ptr()},
             {DNNL_ARG_DST, conv->dst.md, dst.data_ptr()},
         };
+        if (conv->weights.defined()) {
+            args.emplace_back(DNNL_ARG_WEIGHTS, conv->weights_md, conv->weights.data_ptr());
+        }
         if (conv->bias.defined()) {
             args.emplace_back(DNNL_ARG_BIAS, conv->bias_md.md, conv->bias.data_ptr());
         }
@@ -385,10 +387,56 @@ char *ci_onednn_conv_run(const void *handle, const at::Tensor *x, const at::Tens
     });
 }
 
-void ci_onednn_conv_free(void *conv) {
+void ci_onednn_free(void *conv) {
 #if CI_ONEDNN_FOUND
-    delete static_cast<Conv *>(conv);
+    delete static_cast<Primitive *>(conv);
 #endif
+}
+
+// Max pooling of inputs shaped and typed like `x` (N, C, H, W), as torch.nn.functional.max_pool2d computes it
+// (padding never wins; `ceil_mode` rounds the output size up, without windows that start in the padding).
+char *ci_onednn_max_pool_new(const at::Tensor *x, const int64_t *kernel, const int64_t *stride,
+                             const int64_t *padding, int ceil_mode, void **out) {
+    return guarded([&] {
+#if CI_ONEDNN_FOUND
+        if (const char *why = ci_onednn_unavailable()) throw std::runtime_error(why);
+        const Api &a = api();
+        if (x->dim() != 4) throw std::runtime_error("max pooling takes N, C, H, W inputs");
+        auto pool = std::make_unique<Primitive>();
+        dnnl_data_type_t dt = data_type(*x);
+        pool->type = x->scalar_type();
+        pool->input_size = x->sizes().vec();
+        int64_t out_size[2], pad_r[2];
+        for (int i = 0; i < 2; i++) {
+            int64_t in = pool->input_size[2 + i], span = in + 2 * padding[i] - kernel[i];
+            int64_t n = (ceil_mode ? (span + stride[i] - 1) / stride[i] : span / stride[i]) + 1;
+            if (ceil_mode && (n - 1) * stride[i] >= in + padding[i]) n--;
+            if (span < 0 || n < 1) throw std::runtime_error("the pooling window does not fit the input");
+            out_size[i] = n;
+            pad_r[i] = (n - 1) * stride[i] + kernel[i] - in - padding[i];
+        }
+        pool->output_size = {pool->input_size[0], pool->input_size[1], out_size[0], out_size[1]};
+        nhwc(pool->src, pool->input_size, dt);
+        nhwc(pool->dst, pool->output_size, dt);
+        dnnl_primitive_attr_t pattr = nullptr;
+        check(a.dnnl_primitive_attr_create(&pattr), "creating attributes");
+        std::unique_ptr<dnnl_primitive_attr, decltype(a.dnnl_primitive_attr_destroy)> attr_guard(
+            pattr, a.dnnl_primitive_attr_destroy);
+        check(a.dnnl_primitive_attr_set_scratchpad_mode(pattr, dnnl_scratchpad_mode_user), "setting the scratchpad");
+        int64_t st[2] = {stride[0], stride[1]}, k[2] = {kernel[0], kernel[1]}, dil[2] = {0, 0},
+                pad_l[2] = {padding[0], padding[1]};
+        check(a.dnnl_pooling_forward_primitive_desc_create(&pool->pd, engine(), dnnl_forward_inference,
+                                                           dnnl_pooling_max, pool->src.md, pool->dst.md, st, k, dil,
+                                                           pad_l, pad_r, pattr),
+              "creating the max pooling");
+        check(a.dnnl_primitive_create(&pool->primitive, pool->pd), "creating the max pooling");
+        pool->scratch_md = a.dnnl_primitive_desc_query_md(pool->pd, dnnl_query_scratchpad_md, 0);
+        pool->scratch_size = a.dnnl_memory_desc_get_size(pool->scratch_md);
+        *out = pool.release();
+#else
+        throw std::runtime_error(ci_onednn_unavailable());
+#endif
+    });
 }
 
 }  // extern "C"

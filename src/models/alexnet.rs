@@ -73,7 +73,7 @@ impl Split for AlexNet {
     fn features(&self, xs: &Tensor) -> Tensor {
         self.features.iter().fold(xs.shallow_clone(), |x, layer| match layer {
             Feature::Conv(conv) => conv.forward(&x),
-            Feature::Pool => x.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false),
+            Feature::Pool => super::layers::max_pool2d(&x, 3, 2, 0, false),
         })
     }
 

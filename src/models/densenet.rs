@@ -188,7 +188,7 @@ pub fn build(params: &Params, cfg: &Config) -> Result<Box<dyn Network>, BuildErr
 
 impl Split for DenseNet {
     fn features(&self, xs: &Tensor) -> Tensor {
-        let x = self.stem.forward(xs).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = super::layers::max_pool2d(&self.stem.forward(xs), 3, 2, 1, false);
         let x = self.stages.iter().fold(x, |x, stage| match stage {
             Stage::Layer(bottleneck, conv) => Tensor::cat(&[&x, &conv.forward(&bottleneck.forward(&x))], 1),
             Stage::Transition(t) => t.forward(&x).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),

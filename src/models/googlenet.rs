@@ -48,7 +48,7 @@ fn same(p: &P, cin: i64, cout: i64, k: i64) -> Result<ConvBn, BuildError> {
 
 /// A max pool with `ceil_mode`, as all of GoogLeNet's are.
 fn max_pool(xs: &Tensor, k: i64, stride: i64, pad: i64) -> Tensor {
-    xs.max_pool2d([k, k], [stride, stride], [pad, pad], [1, 1], true)
+    super::layers::max_pool2d(xs, k, stride, pad, true)
 }
 
 /// An Inception module's channels: input, 1×1, 3×3 reduction and 3×3, "5×5" reduction and "5×5" (a 3×3),

@@ -71,7 +71,7 @@ fn avg3(xs: &Tensor) -> Tensor {
 }
 
 fn max3(xs: &Tensor) -> Tensor {
-    xs.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)
+    super::layers::max_pool2d(xs, 3, 2, 0, false)
 }
 
 #[derive(Debug)]

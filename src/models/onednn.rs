@@ -25,14 +25,22 @@ extern "C" {
         relu: i32,
         out: *mut *mut c_void,
     ) -> *mut c_char;
-    fn ci_onednn_conv_implementation(conv: *const c_void) -> *const c_char;
-    fn ci_onednn_conv_run(
+    fn ci_onednn_implementation(conv: *const c_void) -> *const c_char;
+    fn ci_onednn_run(
         conv: *const c_void,
         x: *const C_tensor,
         other: *const C_tensor,
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
-    fn ci_onednn_conv_free(conv: *mut c_void);
+    fn ci_onednn_free(conv: *mut c_void);
+    fn ci_onednn_max_pool_new(
+        x: *const C_tensor,
+        kernel: *const i64,
+        stride: *const i64,
+        padding: *const i64,
+        ceil_mode: i32,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
 }
 
 /// Why oneDNN cannot be called directly in this process, or `None` if it can.
@@ -81,7 +89,7 @@ unsafe impl Sync for Conv {}
 
 impl Drop for Conv {
     fn drop(&mut self) {
-        unsafe { ci_onednn_conv_free(self.0) }
+        unsafe { ci_onednn_free(self.0) }
     }
 }
 
@@ -137,18 +145,53 @@ impl Conv {
     /// The oneDNN implementation it runs, as oneDNN names it (e.g. `brg_conv_fwd:avx512_core`).
     pub fn implementation(&self) -> String {
         // SAFETY: a NUL-terminated string owned by the convolution.
-        unsafe { CStr::from_ptr(ci_onednn_conv_implementation(self.0)) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(ci_onednn_implementation(self.0)) }.to_string_lossy().into_owned()
     }
 
     /// The convolution of `x` (the shape it was made for), with `other` the residual of an [`Post::Add`]
     /// convolution; a new channels-last tensor.
     pub fn forward(&self, x: &Tensor, other: Option<&Tensor>) -> Result<Tensor, TchError> {
         let mut out = std::ptr::null_mut();
-        check(unsafe {
-            ci_onednn_conv_run(self.0, x.as_ptr(), other.map_or(std::ptr::null(), Tensor::as_ptr), &mut out)
-        })?;
+        check(unsafe { ci_onednn_run(self.0, x.as_ptr(), other.map_or(std::ptr::null(), Tensor::as_ptr), &mut out) })?;
         // SAFETY: the C++ side wrote a heap `at::Tensor*` that nothing else owns.
         Ok(unsafe { Tensor::from_ptr(out) })
+    }
+}
+
+/// Max pooling made for one input shape and type.
+#[derive(Debug)]
+pub struct MaxPool(Conv);
+
+/// A max pooling's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [i64; 2],
+    pub stride: [i64; 2],
+    pub padding: [i64; 2],
+    pub ceil_mode: bool,
+}
+
+impl MaxPool {
+    /// Max pooling of inputs shaped and typed like `x` (float32 or bfloat16), as `Tensor::max_pool2d` with a
+    /// dilation of 1 computes it.
+    pub fn new(x: &Tensor, w: Window) -> Result<Self, TchError> {
+        let mut out = std::ptr::null_mut();
+        check(unsafe {
+            ci_onednn_max_pool_new(
+                x.as_ptr(),
+                w.kernel.as_ptr(),
+                w.stride.as_ptr(),
+                w.padding.as_ptr(),
+                w.ceil_mode as i32,
+                &mut out,
+            )
+        })?;
+        Ok(MaxPool(Conv(out)))
+    }
+
+    /// The pooling of `x` (the shape and type it was made for); a new channels-last tensor.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        self.0.forward(x, None)
     }
 }
 
@@ -228,6 +271,31 @@ mod tests {
         let got = conv.forward(&bf(&x), None).unwrap();
         assert_eq!(got.kind(), Kind::BFloat16);
         assert!(max_diff(&got, &expected) < 0.1, "{}", max_diff(&got, &expected));
+    }
+
+    #[test]
+    fn max_pooling_equals_libtorchs() {
+        let _guard = tch::no_grad_guard();
+        for (n, (input, w)) in [
+            ([1, 8, 112, 112], Window { kernel: [3, 3], stride: [2, 2], padding: [1, 1], ceil_mode: false }),
+            ([2, 4, 14, 14], Window { kernel: [2, 2], stride: [2, 2], padding: [0, 0], ceil_mode: false }),
+            ([1, 4, 13, 13], Window { kernel: [3, 3], stride: [2, 2], padding: [0, 0], ceil_mode: true }),
+            ([1, 4, 14, 15], Window { kernel: [3, 3], stride: [2, 2], padding: [1, 1], ceil_mode: true }),
+            ([1, 4, 9, 9], Window { kernel: [3, 3], stride: [1, 1], padding: [1, 1], ceil_mode: true }),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // Negative values everywhere: the padding must never be the maximum.
+            let x = channels_last(&(test_data::randn(&input, 470 + n as u64).abs() * -1.0 - 0.5));
+            let expected = x.max_pool2d(w.kernel, w.stride, w.padding, [1, 1], w.ceil_mode);
+            for x in [x.shallow_clone(), x.to_kind(Kind::BFloat16)] {
+                let got = MaxPool::new(&x, w).unwrap().forward(&x).unwrap();
+                assert_eq!(got.size(), expected.size(), "case {n}");
+                assert_eq!(got.kind(), x.kind());
+                assert_eq!(max_diff(&got, &expected.to_kind(x.kind())), 0.0, "case {n} {:?}", x.kind());
+            }
+        }
     }
 
     #[test]

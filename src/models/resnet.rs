@@ -369,7 +369,7 @@ pub fn build(p: &P, cfg: &Config) -> Result<Box<dyn Network>, BuildError> {
 
 impl Split for ResNet {
     fn features(&self, xs: &Tensor) -> Tensor {
-        let x = self.stem.forward(xs).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = super::layers::max_pool2d(&self.stem.forward(xs), 3, 2, 1, false);
         self.blocks.iter().fold(x, |x, block| block.forward(&x))
     }
 

@@ -179,7 +179,7 @@ pub fn build(p: &P, channels: [i64; 5]) -> Result<Box<dyn Network>, BuildError> 
 
 impl Split for ShuffleNetV2 {
     fn features(&self, xs: &Tensor) -> Tensor {
-        let x = self.conv1.forward(xs).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let x = super::layers::max_pool2d(&self.conv1.forward(xs), 3, 2, 1, false);
         self.conv5.forward(&self.units.iter().fold(x, |x, unit| unit.forward(&x)))
     }
 

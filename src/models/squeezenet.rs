@@ -179,7 +179,7 @@ impl Split for SqueezeNet {
     fn features(&self, xs: &Tensor) -> Tensor {
         self.features.iter().fold(self.stem.forward(xs), |x, layer| match layer {
             Feature::Fire(fire) => fire.forward(&x),
-            Feature::Pool => x.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], true),
+            Feature::Pool => super::layers::max_pool2d(&x, 3, 2, 0, true),
         })
     }
 

@@ -184,7 +184,7 @@ impl Split for Vgg {
     fn features(&self, xs: &Tensor) -> Tensor {
         self.features.iter().fold(xs.shallow_clone(), |x, layer| match layer {
             Some(conv) => conv.forward(&x),
-            None => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+            None => super::layers::max_pool2d(&x, 2, 2, 0, false),
         })
     }
 
