@@ -153,10 +153,11 @@ pub fn lite0_keeps_its_accuracy_in_bf16_and_int8(fp32: f64, fp32_top1: &BTreeMap
     };
     // bf16 changes the top-1 of 15-20 of the 750 photos, and the correctness of about 8 of them, for better or
     // worse as the CPU's kernels round: top-1 moves by about ±0.4 points (one standard deviation) from one CPU to
-    // another. Measured: -0.27 points and 97.7% agreement on an AMD Zen 4 (AVX512_BF16), -0.53 points (2 photos
-    // gained, 6 lost) and 97.3% on an Intel Xeon with AMX, where PyTorch's own bf16 gets -0.13 and 97.7%. The
-    // bounds are two standard deviations: a bf16 that loses accuracy for real (weights or activations rounded
-    // twice, a layer in the wrong type) fails them.
+    // another. Measured with bfloat16 logits: -0.27 points and 97.7% agreement on an AMD Zen 4 (AVX512_BF16),
+    // -0.53 points (2 photos gained, 6 lost) and 97.3% on an Intel Xeon with AMX, where PyTorch's own bf16 gets
+    // -0.13 and 97.7%; with the classifier in float32, -0.27 and 97.9% on the Xeon. The bounds are two standard
+    // deviations: a bf16 that loses accuracy for real (weights or activations rounded twice, a layer in the
+    // wrong type) fails them.
     let (bf16, bf16_top1) = eval_lite0("bf16");
     assert!((bf16 - fp32).abs() <= 0.8, "bf16 top-1 {bf16} vs fp32 {fp32}");
     assert!(agreement(&bf16_top1) >= 96.5, "bf16 agrees with fp32 on {}% of the images", agreement(&bf16_top1));
