@@ -258,6 +258,9 @@ impl Classifier {
 
 fn check_precision(device: Device, precision: Precision) -> Result<()> {
     match precision {
+        Precision::Bf16 if device == Device::Cpu && !crate::models::onednn::bf16_convolutions() => {
+            Err(Error::Precision { precision, device })
+        }
         Precision::Fp32 | Precision::Bf16 => Ok(()),
         Precision::Fp16 if device.is_cuda() => Ok(()),
         Precision::Int8 if device == Device::Cpu => Ok(()),

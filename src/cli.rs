@@ -219,6 +219,9 @@ impl ModelOpts {
                     device_name(device)
                 ))
             }
+            Precision::Bf16 if device == Device::Cpu && !models::onednn::bf16_convolutions() => {
+                return Err(Error::Precision { precision, device })
+            }
             Precision::Int8 if self.torchscript.is_some() => {
                 return usage("--torchscript modules run in fp32, bf16 or fp16, not --precision int8".into())
             }

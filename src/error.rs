@@ -130,6 +130,9 @@ fn precision_message(precision: crate::models::Precision, device: tch::Device) -
             format!("float16 needs a CUDA device, not {device:?}; on the CPU, bf16 is the fast 16-bit type")
         }
         Precision::Int8 => format!("int8 runs on the CPU only, not on {device:?}"),
+        Precision::Bf16 if device == tch::Device::Cpu => "bf16 on this CPU: its oneDNN has no bfloat16 \
+             convolutions here (they need AVX-512 or AVX-NE-CONVERT); use --precision fp32"
+            .to_string(),
         other => format!("cannot run a network in {other} on {device:?}"),
     }
 }

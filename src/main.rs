@@ -60,10 +60,15 @@ fn devices() -> Result<i32, Error> {
         if yes {
             format!("native ({how})")
         } else {
-            "converted in software (no native instructions: slower than fp32)".to_string()
+            "converted in software (no native instructions: 3 to 4 times slower than fp32)".to_string()
         }
     };
-    let bf16 = native(cpu.native_bf16(), if cpu.has("amx_bf16") { "AMX" } else { "AVX512_BF16" });
+    let bf16 = if classify_image::models::onednn::bf16_convolutions() {
+        native(cpu.native_bf16(), if cpu.has("amx_bf16") { "AMX" } else { "AVX512_BF16" })
+    } else {
+        "not available (oneDNN has no bfloat16 convolutions for this CPU: they need AVX-512 or AVX-NE-CONVERT)"
+            .to_string()
+    };
     let int8 = if cpu.native_int8() {
         format!("native ({})", if cpu.has("amx_int8") { "AMX" } else { "VNNI" })
     } else {

@@ -69,6 +69,27 @@ pub fn describe() -> String {
     }
 }
 
+/// Whether oneDNN can make bfloat16 convolutions on this CPU: it needs AVX-512 (native bf16 instructions, or
+/// AVX-512 to convert in software) or AVX-NE-CONVERT, and has none for a CPU with AVX2 alone. Probed once, on
+/// a small convolution, through the path the networks use.
+pub fn bf16_convolutions() -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| {
+        let _guard = tch::no_grad_guard();
+        let g = Geometry { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 };
+        let kind = (tch::Kind::BFloat16, tch::Device::Cpu);
+        let (w, x) = (Tensor::zeros([16, 16, 1, 1], kind), Tensor::zeros([1, 16, 4, 4], kind));
+        if available() {
+            Conv::new(&w, None, g, [1, 16, 4, 4], Post::Unary(Unary::None)).is_ok()
+        } else {
+            super::kernels::has_onednn()
+                && super::kernels::reorder_conv_weight(&w, g, [1, 16, 4, 4])
+                    .and_then(|w| super::kernels::conv_pointwise(&x, &w, None, g, Unary::None))
+                    .is_ok()
+        }
+    })
+}
+
 /// What follows the convolution inside its primitive.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Post {

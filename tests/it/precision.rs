@@ -311,3 +311,46 @@ fn requests_that_cannot_run_fail_in_one_line_and_write_nothing() {
     }
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(root().join("images/coffee.png")).unwrap());
 }
+
+/// On a CPU for which oneDNN has no bfloat16 convolutions (AVX2 alone; `ONEDNN_MAX_CPU_ISA=AVX2` makes oneDNN
+/// treat this one so), `--precision bf16` fails in one line that names fp32, before any weights are looked
+/// for, and writes nothing, and `devices` says bf16 is not available; with AVX-512 but no bf16 instructions
+/// (`AVX512_CORE`) it runs, converted in software, and its top-1 is fp32's.
+#[test]
+fn bf16_without_onednn_support_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    let with_isa = |isa: &str, args: &[&str]| {
+        Command::cargo_bin("classify-image")
+            .unwrap()
+            .args(args)
+            .current_dir(root())
+            .env("CLASSIFY_IMAGE_OFFLINE", "1")
+            .env("ONEDNN_MAX_CPU_ISA", isa)
+            .output()
+            .unwrap()
+    };
+    // resnet50's official weights are not here: the refusal comes before looking for them.
+    for model in ["efficientnet_lite0", "resnet50"] {
+        let run =
+            with_isa("AVX2", &["images/coffee.png", "-m", model, "--precision", "bf16", "-o", out.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("no bfloat16 convolutions") && stderr.contains("--precision fp32"), "{stderr}");
+        assert!(!out.exists());
+    }
+    let devices = String::from_utf8_lossy(&with_isa("AVX2", &["devices"]).stdout).into_owned();
+    assert!(devices.contains("bf16 not available"), "{devices}");
+    let annotated = dir.path().join("annotated.png");
+    let o = annotated.to_str().unwrap();
+    let top1 = |isa: &str, precision: &str| {
+        let run = with_isa(
+            isa,
+            &["images/coffee.png", "-m", "efficientnet_lite0", "--precision", precision, "-k", "1", "-q", "-o", o],
+        );
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        String::from_utf8_lossy(&run.stdout).split(':').next().unwrap().to_string()
+    };
+    assert_eq!(top1("AVX512_CORE", "bf16"), top1("ALL", "fp32"));
+}
