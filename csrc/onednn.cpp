@@ -1,13 +1,14 @@
-// Convolutions through oneDNN's own API: the primitive is made once per layer and input shape, its weights are
-// reordered once into the layout it chose, and each call only executes it on the tensors' memory. libtorch's
-// mkldnn::_convolution_pointwise computes the same primitive but builds its descriptor again on every call,
-// which costs more than the convolution itself for the small ones of a batch-1 pass (a 1×1 bfloat16
-// convolution of 256 channels at 14×14 with AMX: 15 µs executed directly, 43 µs through the operator).
+// Convolutions and max pooling through oneDNN's own API: a primitive is made once per layer and input shape, a
+// convolution's weights are reordered once into the layout it chose, and each call only executes it on the
+// tensors' memory. libtorch's mkldnn::_convolution_pointwise computes the same primitive but builds its
+// descriptor again on every call, which costs more than the convolution itself for the small ones of a batch-1
+// pass (a 1×1 bfloat16 convolution of 256 channels at 14×14 with AMX: 15 µs executed directly, 43 µs through
+// the operator).
 //
 // libtorch links oneDNN in statically and exports none of its functions. build.rs reads their addresses from
-// libtorch_cpu.so's symbol table into onednn_symbols.h, with the first bytes of each function's code; they are
+// libtorch_cpu.so's symbol table into onednn_symbols.h, with the first 32 bytes of each function's code; they are
 // called only if the library this process loaded has exactly those bytes at those addresses, i.e. is the very
-// file build.rs read. Otherwise ci_onednn_available() says why, and the caller uses libtorch's operators.
+// file build.rs read. Otherwise ci_onednn_unavailable() says why, and the caller uses libtorch's operators.
 //
 // Every function returns NULL on success or a malloc'ed error message (guarded.h).
 #include <ATen/ATen.h>
