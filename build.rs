@@ -41,9 +41,15 @@ fn compile_kernels(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=csrc/kernels.cpp");
     println!("cargo:rerun-if-changed=csrc/guarded.h");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    libtorch_cpp(lib).file("csrc/kernels.cpp").compile("classify_image_kernels");
+}
+
+/// A C++ build against libtorch's headers, with the C++ ABI torch-sys compiles its own C++ with.
+fn libtorch_cpp(lib: &std::path::Path) -> cc::Build {
     let include = lib.join("../include");
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .pic(true)
         .warnings(false)
@@ -51,9 +57,8 @@ fn compile_kernels(lib: &std::path::Path) {
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
-        .flag("-DGLOG_USE_GLOG_EXPORT")
-        .file("csrc/kernels.cpp")
-        .compile("classify_image_kernels");
+        .flag("-DGLOG_USE_GLOG_EXPORT");
+    build
 }
 
 /// The oneDNN C functions csrc/onednn.cpp calls. libtorch links oneDNN in statically and exports none of its
@@ -92,12 +97,12 @@ const ONEDNN_FUNCTIONS: &[&str] = &[
 /// with the loaded library's before it calls anything at those addresses.
 const FINGERPRINT: usize = 32;
 
-/// csrc/onednn.cpp: convolutions through oneDNN's own API, with a primitive made once per layer and input
-/// shape. build.rs finds the oneDNN functions in libtorch_cpu.so's symbol table and writes their addresses
-/// (relative to the library's load address) and the first bytes of their code to `OUT_DIR/onednn_symbols.h`;
-/// at run time they are used only if the loaded library has those very bytes there. A libtorch without
-/// oneDNN's headers or without a symbol table (stripped) gets an empty table, and the convolutions then run
-/// through libtorch's own operators.
+/// csrc/onednn.cpp: convolutions and max pooling through oneDNN's own API, with a primitive made once per layer and
+/// input shape. build.rs finds the oneDNN functions in libtorch_cpu.so's symbol table and writes their addresses
+/// (relative to the library's load address) and the first bytes of their code to `OUT_DIR/onednn_symbols.h`; at run
+/// time they are used only if the loaded library has those very bytes there. A libtorch without oneDNN's headers or
+/// without a symbol table (stripped) gets an empty table, and the convolutions then run through libtorch's own
+/// operators.
 fn compile_onednn(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=csrc/onednn.cpp");
     let library = lib.join("libtorch_cpu.so");
@@ -122,18 +127,7 @@ fn compile_onednn(lib: &std::path::Path) {
     }
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out.join("onednn_symbols.h"), header).expect("OUT_DIR is writable");
-    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-    cc::Build::new()
-        .cpp(true)
-        .pic(true)
-        .warnings(false)
-        .include(&include)
-        .include(&out)
-        .flag("-std=c++17")
-        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
-        .flag("-DGLOG_USE_GLOG_EXPORT")
-        .file("csrc/onednn.cpp")
-        .compile("classify_image_onednn");
+    libtorch_cpp(lib).include(&out).file("csrc/onednn.cpp").compile("classify_image_onednn");
 }
 
 /// For each of `names`, its address in the ELF shared library `elf` and the first bytes of its code, from the

@@ -73,7 +73,7 @@ extern "C" {
 }
 
 /// The C++ side's error message, if any, freed here.
-fn check(error: *mut c_char) -> Result<(), TchError> {
+pub(super) fn check(error: *mut c_char) -> Result<(), TchError> {
     if error.is_null() {
         return Ok(());
     }
@@ -84,7 +84,7 @@ fn check(error: *mut c_char) -> Result<(), TchError> {
 }
 
 /// A tensor the C++ side allocated for us.
-fn take(out: *mut C_tensor) -> Tensor {
+pub(super) fn take(out: *mut C_tensor) -> Tensor {
     // SAFETY: the C++ side wrote a heap `at::Tensor*` that nothing else owns.
     unsafe { Tensor::from_ptr(out) }
 }

@@ -3,7 +3,7 @@
 //! ([`kernels::conv_pointwise`](super::kernels::conv_pointwise)) computes the same primitive but rebuilds its
 //! descriptor on every call. [`available`] says whether this process can use it (the loaded libtorch must be
 //! the one the binary was built against); otherwise the convolutions go through libtorch's operator.
-use super::kernels::{Geometry, Unary};
+use super::kernels::{check, take, Geometry, Unary};
 use std::ffi::{c_char, c_void, CStr};
 use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
@@ -114,16 +114,6 @@ impl Drop for Conv {
     }
 }
 
-fn check(error: *mut c_char) -> Result<(), TchError> {
-    if error.is_null() {
-        return Ok(());
-    }
-    // SAFETY: a non-null result is a NUL-terminated string from malloc, owned by us from here on.
-    let message = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();
-    unsafe { libc::free(error.cast()) };
-    Err(TchError::Torch(message))
-}
-
 impl Conv {
     /// The convolution of `weight` (float32 or bfloat16, any layout) and `bias` for inputs shaped `input_size`,
     /// then `post`.
@@ -174,8 +164,7 @@ impl Conv {
     pub fn forward(&self, x: &Tensor, other: Option<&Tensor>) -> Result<Tensor, TchError> {
         let mut out = std::ptr::null_mut();
         check(unsafe { ci_onednn_run(self.0, x.as_ptr(), other.map_or(std::ptr::null(), Tensor::as_ptr), &mut out) })?;
-        // SAFETY: the C++ side wrote a heap `at::Tensor*` that nothing else owns.
-        Ok(unsafe { Tensor::from_ptr(out) })
+        Ok(take(out))
     }
 }
 
