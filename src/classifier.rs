@@ -256,7 +256,8 @@ impl Classifier {
     }
 }
 
-fn check_precision(device: Device, precision: Precision) -> Result<()> {
+/// Whether a network can run in `precision` on `device`: the error says why not.
+pub fn check_precision(device: Device, precision: Precision) -> Result<()> {
     match precision {
         Precision::Bf16 if device == Device::Cpu && !crate::models::onednn::bf16_convolutions() => {
             Err(Error::Precision { precision, device })

@@ -219,9 +219,6 @@ impl ModelOpts {
                     device_name(device)
                 ))
             }
-            Precision::Bf16 if device == Device::Cpu && !models::onednn::bf16_convolutions() => {
-                return Err(Error::Precision { precision, device })
-            }
             Precision::Int8 if self.torchscript.is_some() => {
                 return usage("--torchscript modules run in fp32, bf16 or fp16, not --precision int8".into())
             }
@@ -234,6 +231,9 @@ impl ModelOpts {
             }
             _ => {}
         }
+        // What the device itself cannot run (bf16 where oneDNN has no bfloat16 convolutions), before any weights
+        // are looked for.
+        classify_image::check_precision(device, precision)?;
         if self.calibration.is_some() && precision != Precision::Int8 {
             return usage("--calibration is for --precision int8".into());
         }

@@ -23,7 +23,7 @@ pub mod resize;
 pub mod sink;
 pub mod weights;
 
-pub use classifier::{Classifier, Prediction, Scores};
+pub use classifier::{check_precision, Classifier, Prediction, Scores};
 pub use error::{Error, Result};
 pub use labels::{LabelSource, Labels};
 pub use models::{ModelId, MODELS};

@@ -331,30 +331,35 @@ pub fn max_pool2d(xs: &Tensor, kernel: i64, stride: i64, padding: i64, ceil_mode
     if !direct {
         return xs.max_pool2d(window.kernel, window.stride, window.padding, [1, 1], ceil_mode);
     }
-    /// The poolings made so far, by input shape, type and window; the oldest goes when the list is full.
-    type Pools = Mutex<Vec<(([i64; 4], Kind, onednn::Window), Arc<onednn::MaxPool>)>>;
-    static POOLS: Pools = Mutex::new(Vec::new());
-    const KEPT: usize = 32;
+    /// The poolings made so far, by input shape, type and window.
+    static POOLS: Kept<([i64; 4], Kind, onednn::Window), Arc<onednn::MaxPool>> = Mutex::new(Vec::new());
     let size = xs.size();
     let key = ([size[0], size[1], size[2], size[3]], xs.kind(), window);
-    let pool = {
-        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        match pools.iter().find(|(k, _)| *k == key) {
-            Some((_, pool)) => pool.clone(),
-            None => {
-                let pool = Arc::new(
-                    onednn::MaxPool::new(xs, window)
-                        .unwrap_or_else(|e| panic!("oneDNN cannot make a max pooling for {size:?}: {e}")),
-                );
-                if pools.len() == KEPT {
-                    pools.remove(0);
-                }
-                pools.push((key, pool.clone()));
-                pool
-            }
-        }
-    };
+    let pool = kept(&POOLS, key, 32, || {
+        Arc::new(
+            onednn::MaxPool::new(xs, window)
+                .unwrap_or_else(|e| panic!("oneDNN cannot make a max pooling for {size:?}: {e}")),
+        )
+    });
     pool.forward(xs).unwrap_or_else(|e| panic!("oneDNN max pooling failed: {e}"))
+}
+
+/// Values made once and kept by key, a few of them: oneDNN primitives by input shape.
+type Kept<K, V> = Mutex<Vec<(K, V)>>;
+
+/// The value `cache` keeps under `key`, or the one `make` gives, then kept too (the oldest dropped beyond
+/// `keep` values).
+fn kept<K: PartialEq, V: Clone>(cache: &Kept<K, V>, key: K, keep: usize, make: impl FnOnce() -> V) -> V {
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, value)) = cache.iter().find(|(k, _)| *k == key) {
+        return value.clone();
+    }
+    let value = make();
+    if cache.len() == keep {
+        drop(cache.remove(0));
+    }
+    cache.push((key, value.clone()));
+    value
 }
 
 /// A oneDNN convolution ready for one input shape and post-op.
@@ -367,8 +372,9 @@ enum Prepared {
     Weight(Tensor),
 }
 
-impl Prepared {
-    fn share(&self) -> Prepared {
+/// Another handle on the same primitive or packed weight.
+impl Clone for Prepared {
+    fn clone(&self) -> Prepared {
         match self {
             Prepared::Direct(conv) => Prepared::Direct(conv.clone()),
             Prepared::Weight(w) => Prepared::Weight(w.shallow_clone()),
@@ -377,7 +383,7 @@ impl Prepared {
 }
 
 /// A convolution's prepared forms, by input shape and post-op.
-type PreparedCache = Mutex<Vec<(([i64; 4], Post), Prepared)>>;
+type PreparedCache = Kept<([i64; 4], Post), Prepared>;
 
 /// How many prepared forms a convolution keeps, one per input shape and post-op.
 const PACKED_SHAPES: usize = 4;
@@ -495,25 +501,17 @@ impl Conv2d {
     /// The convolution prepared for inputs shaped like `xs`, followed by `post`.
     fn prepared(&self, cache: &PreparedCache, xs: &Tensor, post: Post) -> Prepared {
         let size = xs.size();
-        let key = ([size[0], size[1], size[2], size[3]], post);
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
-            return p.share();
-        }
-        let (shape, geometry) = (key.0, self.geometry());
-        let prepared = if onednn::available() {
-            onednn::Conv::new(&self.weight, self.bias.as_ref(), geometry, shape, post)
-                .map(|c| Prepared::Direct(Arc::new(c)))
-        } else {
-            kernels::reorder_conv_weight(&self.weight, geometry, shape).map(Prepared::Weight)
-        };
-        let prepared =
-            prepared.unwrap_or_else(|e| panic!("oneDNN cannot prepare `{}` for inputs {shape:?}: {e}", self.name));
-        if cache.len() == PACKED_SHAPES {
-            drop(cache.remove(0));
-        }
-        cache.push((key, prepared.share()));
-        prepared
+        let shape = [size[0], size[1], size[2], size[3]];
+        kept(cache, (shape, post), PACKED_SHAPES, || {
+            let geometry = self.geometry();
+            let prepared = if onednn::available() {
+                onednn::Conv::new(&self.weight, self.bias.as_ref(), geometry, shape, post)
+                    .map(|c| Prepared::Direct(Arc::new(c)))
+            } else {
+                kernels::reorder_conv_weight(&self.weight, geometry, shape).map(Prepared::Weight)
+            };
+            prepared.unwrap_or_else(|e| panic!("oneDNN cannot prepare `{}` for inputs {shape:?}: {e}", self.name))
+        })
     }
 
     /// The oneDNN convolution of `xs` followed by `post` (`other` is the residual of [`Post::Add`]).
@@ -771,9 +769,9 @@ impl Linear {
         // network computes in bfloat16 or float16: logits in bfloat16 keep 3 significant digits, which ties
         // close classes (EfficientNet-Lite0 on the evaluation set, bf16 on a Xeon with AMX: top-1 73.87% with
         // bfloat16 logits, 74.13% with float32 ones, 74.40% in fp32), for a cost of one small matrix product.
-        let in_float32 = |t: &Tensor| if outputs.is_none() { t.to_kind(Kind::Float) } else { p.compute(t) };
-        let weight = if int8.is_some() { no_elements(&weight) } else { in_float32(&weight) };
-        Ok(Linear { weight, bias: bias.map(|b| in_float32(&b)), int8 })
+        let typed = |t: &Tensor| if outputs.is_none() { t.to_kind(Kind::Float) } else { p.compute(t) };
+        let weight = if int8.is_some() { no_elements(&weight) } else { typed(&weight) };
+        Ok(Linear { weight, bias: bias.map(|b| typed(&b)), int8 })
     }
 
     pub fn outputs(&self) -> i64 {
@@ -787,10 +785,7 @@ impl Module for Linear {
         let xs = quant::dequantized(xs);
         match &self.int8 {
             Some(packed) => packed.forward(&xs).unwrap_or_else(|e| panic!("int8 fully connected layer failed: {e}")),
-            None if xs.kind() != self.weight.kind() => {
-                xs.to_kind(self.weight.kind()).linear(&self.weight, self.bias.as_ref())
-            }
-            None => xs.linear(&self.weight, self.bias.as_ref()),
+            None => xs.to_kind(self.weight.kind()).linear(&self.weight, self.bias.as_ref()),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Convolutions through oneDNN's own API (csrc/onednn.cpp): the primitive is made once per layer and input
-//! shape, with its weights reordered once, and a call only executes it. libtorch's fused operator
+//! Convolutions and max pooling through oneDNN's own API (csrc/onednn.cpp): the primitive is made once per
+//! layer and input shape, a convolution's weights reordered once, and a call only executes it. libtorch's fused operator
 //! ([`kernels::conv_pointwise`](super::kernels::conv_pointwise)) computes the same primitive but rebuilds its
 //! descriptor on every call. [`available`] says whether this process can use it (the loaded libtorch must be
 //! the one the binary was built against); otherwise the convolutions go through libtorch's operator.
@@ -124,13 +124,9 @@ impl Conv {
         input_size: [i64; 4],
         post: Post,
     ) -> Result<Self, TchError> {
-        let (attr, lo, hi) = match post {
-            Post::Unary(u) => u.attr(),
-            Post::Add { .. } => (c"none", 0.0, 0.0),
-        };
-        let (binary, relu) = match post {
-            Post::Add { relu } => (1, relu as i32),
-            Post::Unary(_) => (0, 0),
+        let ((attr, lo, hi), binary, relu) = match post {
+            Post::Unary(u) => (u.attr(), 0, 0),
+            Post::Add { relu } => ((c"none", 0.0, 0.0), 1, relu as i32),
         };
         let mut out = std::ptr::null_mut();
         check(unsafe {
