@@ -442,7 +442,7 @@ pub fn python_cached(args: &[std::ffi::OsString], inputs: &[&Path], outputs: &[&
         use std::os::unix::process::ExitStatusExt;
         return std::process::Output { status: std::process::ExitStatus::from_raw(0), stdout, stderr: Vec::new() };
     }
-    let output = python().args(args).output().unwrap();
+    let output = warm_python_output(args);
     if output.status.success() {
         // Written beside, then renamed: a concurrent or interrupted run never leaves half an entry.
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
@@ -457,6 +457,55 @@ pub fn python_cached(args: &[std::ffi::OsString], inputs: &[&Path], outputs: &[&
         }
     }
     output
+}
+
+/// What `python ARGS` gives (a script and its arguments, or `-c CODE ...`), run in a child forked from
+/// scripts/warm_python.py, a Python that has imported torch, torchvision and OpenCV once for the whole test run
+/// (those imports are 2-3 s of every Python run). A fresh process where the warm one did not start or an argument
+/// is not UTF-8.
+fn warm_python_output(args: &[std::ffi::OsString]) -> std::process::Output {
+    use std::io::{BufRead, Write};
+    use std::os::unix::process::ExitStatusExt;
+    static SOCKET: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let socket = SOCKET.get_or_init(|| {
+        let socket = std::env::temp_dir().join(format!("classify-image-tests-python-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&socket);
+        let mut server = python()
+            .arg("scripts/warm_python.py")
+            .arg(&socket)
+            .arg(std::process::id().to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut ready = String::new();
+        std::io::BufReader::new(server.stdout.take()?).read_line(&mut ready).ok()?;
+        (ready.trim() == "ready").then_some(socket)
+    });
+    let argv: Option<Vec<&str>> = args.iter().map(|a| a.to_str()).collect();
+    let (Some(socket), Some(argv)) = (socket, argv) else {
+        return python().args(args).output().unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut env: HashMap<String, String> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    env.insert("PYTHONWARNINGS".into(), "ignore".into());
+    let request = serde_json::json!({"argv": argv, "cwd": root(), "env": env, "stdout": stdout, "stderr": stderr});
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    writeln!(stream, "{request}").unwrap();
+    let mut reply = String::new();
+    let _ = std::io::BufReader::new(&stream).read_line(&mut reply);
+    let code = serde_json::from_str::<serde_json::Value>(&reply).ok().and_then(|v| v["code"].as_i64());
+    let mut stderr = std::fs::read(&stderr).unwrap_or_default();
+    if code.is_none() {
+        stderr.extend_from_slice(b"\n(the script's process ended without reporting an exit code)\n");
+    }
+    let code = code.unwrap_or(1) as i32;
+    std::process::Output {
+        status: std::process::ExitStatus::from_raw((code & 0xff) << 8),
+        stdout: std::fs::read(&stdout).unwrap_or_default(),
+        stderr,
+    }
 }
 
 /// `OsString` arguments from anything path- or string-like.
