@@ -487,10 +487,19 @@ fn warm_python_output(args: &[std::ffi::OsString]) -> std::process::Output {
     };
     let dir = tempfile::tempdir().unwrap();
     let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    // The folder and environment `python()` would give the process: this one's, with its additions.
+    let command = python();
     let mut env: HashMap<String, String> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-    env.insert("PYTHONWARNINGS".into(), "ignore".into());
-    let request = serde_json::json!({"argv": argv, "cwd": root(), "env": env, "stdout": stdout, "stderr": stderr});
+    for (key, value) in command.get_envs() {
+        let key = key.to_string_lossy().into_owned();
+        match value {
+            Some(value) => env.insert(key, value.to_string_lossy().into_owned()),
+            None => env.remove(&key),
+        };
+    }
+    let cwd = command.get_current_dir().expect("python() sets the folder");
+    let request = serde_json::json!({"argv": argv, "cwd": cwd, "env": env, "stdout": stdout, "stderr": stderr});
     let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
     writeln!(stream, "{request}").unwrap();
     let mut reply = String::new();
