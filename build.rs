@@ -2,12 +2,9 @@
 //! libtorch's libraries are (DEP_TCH_LIBTORCH_LIB, because we depend on torch-sys directly), and we bake that
 //! folder into the rpath of every binary, test and example of this crate.
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
     let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .expect("torch-sys did not report DEP_TCH_LIBTORCH_LIB; run scripts/setup.sh");
-    compile_kernels(std::path::Path::new(&lib));
-    compile_onednn(std::path::Path::new(&lib));
-    compile_media();
+    compile_native(std::path::Path::new(&lib));
     embed_calibration_photos();
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     // rustc links with --as-needed, which drops libtorch_cuda (no symbol of ours refers to it), and then
@@ -35,12 +32,60 @@ fn main() {
     println!("cargo:rustc-env=CLASSIFY_IMAGE_SITE_PACKAGES={}", joined.join(":"));
 }
 
+/// The files the C++ builds below leave in OUT_DIR.
+const NATIVE_OUTPUTS: &[&str] =
+    &["libclassify_image_kernels.a", "libclassify_image_onednn.a", "libclassify_image_media.so", "onednn_symbols.h"];
+
+/// Builds csrc/ into OUT_DIR, or copies an earlier build of the same sources against the same libtorch, compiler
+/// settings and profile from a folder beside OUT_DIR: the `cuda` feature runs this script again in an OUT_DIR of its
+/// own, and the C++ does not depend on it. Then tells rustc to link the two archives and the C++ runtime.
+fn compile_native(lib: &std::path::Path) {
+    use std::hash::{Hash, Hasher};
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let sources = ["build.rs", "csrc/kernels.cpp", "csrc/onednn.cpp", "csrc/media.cpp", "csrc/guarded.h"];
+    for file in sources {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    println!("cargo:rerun-if-changed={}", lib.join("libtorch_cpu.so").display());
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let mut key = std::collections::hash_map::DefaultHasher::new();
+    for file in sources {
+        std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}")).hash(&mut key);
+    }
+    lib.hash(&mut key);
+    let library = std::fs::metadata(lib.join("libtorch_cpu.so")).ok();
+    (library.as_ref().map(|m| m.len()), library.and_then(|m| m.modified().ok())).hash(&mut key);
+    for var in ["LIBTORCH_CXX11_ABI", "TARGET", "OPT_LEVEL", "DEBUG", "CXX", "CXXFLAGS", "CRATE_CC_NO_DEFAULTS"] {
+        std::env::var_os(var).hash(&mut key);
+    }
+    let cache = out.join(format!("../../classify-image-native-{:016x}", key.finish()));
+    if NATIVE_OUTPUTS.iter().all(|f| cache.join(f).is_file()) {
+        for file in NATIVE_OUTPUTS {
+            std::fs::copy(cache.join(file), out.join(file)).expect("OUT_DIR is writable");
+        }
+    } else {
+        compile_kernels(lib);
+        compile_onednn(lib);
+        compile_media();
+        // Filled under a temporary name and renamed, so that a build stopped halfway leaves no partial cache.
+        let partial = cache.with_extension(format!("partial-{}", std::process::id()));
+        std::fs::create_dir_all(&partial).expect("target/ is writable");
+        for file in NATIVE_OUTPUTS {
+            std::fs::copy(out.join(file), partial.join(file)).expect("target/ is writable");
+        }
+        if std::fs::rename(&partial, &cache).is_err() {
+            std::fs::remove_dir_all(&partial).ok(); // another build filled it first
+        }
+    }
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=static=classify_image_kernels");
+    println!("cargo:rustc-link-lib=static=classify_image_onednn");
+    println!("cargo:rustc-link-lib=stdc++");
+}
+
 /// csrc/kernels.cpp: libtorch's fused and quantized CPU operators, which tch's generated API does not reach,
 /// compiled against the same libtorch headers and C++ ABI as torch-sys compiles its own C++ with.
 fn compile_kernels(lib: &std::path::Path) {
-    println!("cargo:rerun-if-changed=csrc/kernels.cpp");
-    println!("cargo:rerun-if-changed=csrc/guarded.h");
-    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     libtorch_cpp(lib).file("csrc/kernels.cpp").compile("classify_image_kernels");
 }
 
@@ -50,6 +95,7 @@ fn libtorch_cpp(lib: &std::path::Path) -> cc::Build {
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
     let mut build = cc::Build::new();
     build
+        .cargo_metadata(false)
         .cpp(true)
         .pic(true)
         .warnings(false)
@@ -104,9 +150,7 @@ const FINGERPRINT: usize = 32;
 /// without a symbol table (stripped) gets an empty table, and the convolutions then run through libtorch's own
 /// operators.
 fn compile_onednn(lib: &std::path::Path) {
-    println!("cargo:rerun-if-changed=csrc/onednn.cpp");
     let library = lib.join("libtorch_cpu.so");
-    println!("cargo:rerun-if-changed={}", library.display());
     let include = lib.join("../include");
     let found = if include.join("oneapi/dnnl/dnnl.h").exists() {
         std::fs::read(&library).ok().and_then(|bytes| elf_functions(&bytes, ONEDNN_FUNCTIONS))
@@ -189,8 +233,6 @@ fn elf_functions(elf: &[u8], names: &[&str]) -> Option<Vec<(u64, Vec<u8>)>> {
 /// csrc/media.cpp: OpenCV's video and window modules as a shared library of their own, which src/media.rs
 /// embeds and loads only when a run opens a video, a camera or a window.
 fn compile_media() {
-    println!("cargo:rerun-if-changed=csrc/media.cpp");
-    println!("cargo:rerun-if-changed=csrc/guarded.h");
     let out =
         std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("libclassify_image_media.so");
     // OpenCV's headers and libraries where pkg-config says (Debian's libopencv-dev), else the usual place.
