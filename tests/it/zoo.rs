@@ -159,8 +159,9 @@ fn the_registry_is_torchvisions_zoo() {
 /// their family), takes each tensor once, fits its files' sizes, and without tensors fails naming the first it
 /// needs; and a torchvision architecture takes exactly the tensors of torchvision's `state_dict()` for the model as
 /// built for its weights (on the meta device), by name and shape: with its default weights, and with those of
-/// its other weights that make another model (a SWAG ViT's larger image), BatchNorm's `num_batches_tracked` aside,
-/// and the auxiliary classifiers that torchvision drops after loading.
+/// its other weights that make another model, with another input size and another `state_dict()` (a SWAG ViT's
+/// larger position embedding), BatchNorm's `num_batches_tracked` aside, and the auxiliary classifiers that
+/// torchvision drops after loading.
 #[test]
 fn every_architecture_takes_torchvisions_state_dict_and_runs() {
     use classify_image::models::layers::Params;
@@ -169,15 +170,21 @@ fn every_architecture_takes_torchvisions_state_dict_and_runs() {
     let ids: Vec<ModelId> = ModelId::all()
         .filter(|id| id.is_default() || id.weights().eval.crop != id.with_default_weights().weights().eval.crop)
         .collect();
-    let names: Vec<String> =
-        ids.iter().filter(|id| torchvision(id)).map(|id| format!("{}.{}", id.spec().name, id.weights().tag)).collect();
+    let tv_name = |id: &ModelId| format!("{}.{}", id.spec().name, id.weights().tag);
+    let names: Vec<String> = ids.iter().filter(|id| torchvision(id)).map(tv_name).collect();
     let mut args = vec!["state-dicts"];
     args.extend(names.iter().map(String::as_str));
     let tv = tv_meta(&args);
+    // Other weights whose model torchvision builds with the very state_dict of the default weights' (RegNet's
+    // SWAG weights at 384 pixels) make no other model to check.
+    let ids: Vec<ModelId> = ids
+        .into_iter()
+        .filter(|id| id.is_default() || !torchvision(id) || tv[tv_name(id)] != tv[tv_name(&id.with_default_weights())])
+        .collect();
     let check = |id: &ModelId| {
         let _no_grad = tch::no_grad_guard();
         let (m, w) = (id.spec(), id.weights());
-        let name = format!("{}.{}", m.name, w.tag);
+        let name = tv_name(id);
         let (net, asked) = id.dry_build().unwrap_or_else(|e| panic!("{name} does not build: {e}"));
         assert!(!asked.is_empty(), "{name} asks for no tensors");
         let mut ours = HashMap::new();
