@@ -46,15 +46,16 @@ fn compile_native(lib: &std::path::Path) {
     for file in sources {
         println!("cargo:rerun-if-changed={file}");
     }
-    println!("cargo:rerun-if-changed={}", lib.join("libtorch_cpu.so").display());
+    let library = lib.join("libtorch_cpu.so");
+    println!("cargo:rerun-if-changed={}", library.display());
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let mut key = std::collections::hash_map::DefaultHasher::new();
     for file in sources {
         std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}")).hash(&mut key);
     }
     lib.hash(&mut key);
-    let library = std::fs::metadata(lib.join("libtorch_cpu.so")).ok();
-    (library.as_ref().map(|m| m.len()), library.and_then(|m| m.modified().ok())).hash(&mut key);
+    let meta = std::fs::metadata(&library).ok();
+    (meta.as_ref().map(|m| m.len()), meta.and_then(|m| m.modified().ok())).hash(&mut key);
     for var in ["LIBTORCH_CXX11_ABI", "TARGET", "OPT_LEVEL", "DEBUG", "CXX", "CXXFLAGS", "CRATE_CC_NO_DEFAULTS"] {
         std::env::var_os(var).hash(&mut key);
     }
