@@ -8,7 +8,7 @@
 #                                    fp32, bf16 and int8, and the video frame rate (about 30 minutes on 2 cores)
 #   bash scripts/bench.sh --memory   memory over long runs: 5,000 images and a 10,000-frame video (a few minutes)
 #   bash scripts/bench.sh --zoo      one member of each family of the zoo beside PyTorch eager, batch 1 (about
-#                                    15 minutes on 2 cores)
+#                                    11 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
