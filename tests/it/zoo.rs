@@ -56,6 +56,7 @@ zoo_parity! {
     regnet_x_400mf_matches_torchvision: "regnet_x_400mf",
     regnet_y_400mf_matches_torchvision: "regnet_y_400mf",
     resnext50_32x4d_matches_torchvision: "resnext50_32x4d",
+    wide_resnet50_2_matches_torchvision: "wide_resnet50_2",
     shufflenet_v2_x0_5_matches_torchvision: "shufflenet_v2_x0_5",
     squeezenet1_0_matches_torchvision: "squeezenet1_0",
     squeezenet1_1_matches_torchvision: "squeezenet1_1",
