@@ -204,7 +204,7 @@ KNOWN_SEEDS = {
     "efficientnet_lite2": (0, True), "squeezenet1_1": (0, False), "squeezenet1_0": (0, False),
     "shufflenet_v2_x0_5": (1, True), "mnasnet0_5": (0, False), "googlenet": (0, True), "regnet_x_400mf": (2, True),
     "regnet_y_400mf": (0, True), "efficientnet_b0": (1, True), "resnext50_32x4d": (0, False),
-    "wide_resnet50_2": (0, False), "convnext_tiny": (0, False), "swin_t": (0, False), "swin_v2_t": (0, False),
+    "wide_resnet50_2": (7, False), "convnext_tiny": (0, False), "swin_t": (0, False), "swin_v2_t": (0, False),
     "maxvit_t": (0, False), "vit_b_32": (0, False), "efficientnet_v2_s": (1, True), "alexnet": (2, False),
 }
 
