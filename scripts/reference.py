@@ -192,7 +192,7 @@ def one_by_one(model, photos):
 
 # The first usable (seed, floor) of each test fixture, found by the search in `calibrated` with torch 2.13 and
 # torchvision 0.28: tried first, it gives the same fixture without building and running the models of the
-# seeds that fail (46 of them for the 24 fixtures of the seed's models and the first zoo, 24 for the other 17).
+# seeds that fail (46 of them for the 24 fixtures of the seed's models and the first zoo, 38 for the other 17).
 # Should it no longer pass the checks (another torch), the search goes on from seed 0 as before.
 KNOWN_SEEDS = {
     "resnet": (2, False), "vgg16": (0, False), "vgg19": (0, False), "inception": (2, False), "densenet": (1, True),
