@@ -24,6 +24,18 @@ rm -f target/setup.status
 ) &
 background=$!
 trap 'kill "$background" 2>/dev/null || true' EXIT
+# Waits until the background job's set-up has passed: what it installs (torch's CUDA libraries among them) is
+# there once it returns.
+wait_for_setup() {
+  while [ ! -s target/setup.status ]; do
+    if ! kill -0 "$background" 2>/dev/null && [ ! -s target/setup.status ]; then
+      echo "test.sh: the test suite's set-up (scripts/setup.sh) ended without a status" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  [ "$(cat target/setup.status)" = 0 ] || { echo "test.sh: scripts/setup.sh failed (see above)" >&2; exit 1; }
+}
 step "clippy"
 cargo clippy --workspace --release --all-targets --quiet -- -D warnings
 step "the cuda feature"
@@ -40,20 +52,17 @@ if [ "$(cat target/cuda-feature.passed 2>/dev/null)" = "$link" ]; then
   echo "cuda feature: checked already for this build.rs, manifest, src/main.rs and libtorch (target/cuda-feature.passed)"
 else
   cargo build --release --quiet --features cuda
-  devices=$(./target/release/classify-image devices)
-  grep -q "cuda hooks registered: yes" <<< "$devices"
+  # The binary built with the feature loads cuDNN, cuBLAS, ..., which the test suite's set-up installs.
+  wait_for_setup
+  devices=$(./target/release/classify-image devices) ||
+    { echo "test.sh: classify-image built with --features cuda does not start (see above)" >&2; exit 1; }
+  grep -q "cuda hooks registered: yes" <<< "$devices" ||
+    { echo "test.sh: built with --features cuda, classify-image reports no CUDA hooks: $devices" >&2; exit 1; }
   echo "$link" > target/cuda-feature.passed
   echo "cuda feature: classify-image built with --features cuda has libtorch's CUDA hooks registered"
 fi
-# The background job's set-up must have passed before the tests run (its fixtures may still be under way).
-while [ ! -s target/setup.status ]; do
-  if ! kill -0 "$background" 2>/dev/null && [ ! -s target/setup.status ]; then
-    echo "test.sh: the test suite's set-up (scripts/setup.sh) ended without a status" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-[ "$(cat target/setup.status)" = 0 ] || { echo "test.sh: scripts/setup.sh failed (see above)" >&2; exit 1; }
+# The test suite's set-up must have passed before the tests run (its fixtures may still be under way).
+wait_for_setup
 step "cargo test"
 # Two tests run at a time, each mostly waiting on a classify-image or Python process: with one OpenMP thread
 # each they share the two cores instead of oversubscribing them (measured: 89 s instead of 118 s warm).
